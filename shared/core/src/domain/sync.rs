@@ -1,0 +1,22 @@
+//! Per-folder sync cursors.
+
+use serde::{Deserialize, Serialize};
+
+/// Where the sync of one folder stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FolderCursor {
+    pub folder: String,
+    pub uid_validity: u32,
+    /// The highest UID stored so far for new mail (incremental sync starts above it).
+    pub last_uid: u32,
+    /// The lowest UID stored by the backfill (the first sync walks down from the top); 0 when the
+    /// backfill has finished.
+    #[serde(default)]
+    pub backfill_below: u32,
+    #[serde(default)]
+    pub highest_modseq: Option<u64>,
+    #[serde(default)]
+    pub message_count: u64,
+    #[serde(default)]
+    pub updated_at: i64,
+}

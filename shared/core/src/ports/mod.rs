@@ -1,0 +1,14 @@
+//! The ports: small async traits that the storage, crypto, blob and queue adapters implement.
+
+mod blobs;
+mod keys;
+mod queue;
+mod store;
+
+pub use blobs::{BlobError, BlobStore, validate_blob_key};
+pub use keys::{DataKey, KeyContext, KeyError, KeyService};
+pub use queue::{Job, JobKind, JobQueue, QueueError};
+pub use store::{
+    Condition, IndexKey, Item, ItemKey, ItemStore, Page, QueryRange, RESERVED_ATTRIBUTES,
+    StoreError, WriteOp,
+};

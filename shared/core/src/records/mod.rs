@@ -1,0 +1,28 @@
+//! Typed records over the item store: the single-table key patterns, and the mapping of domain
+//! types to items with their secret fields sealed.
+//!
+//! | record | pk | sk | notes |
+//! |---|---|---|---|
+//! | provider settings | `PROVIDERS` | `<provider id>` | `client_secret` sealed |
+//! | account | `ACCOUNT#<id>` | `META` | tokens sealed; in the due index while active |
+//! | account listing | `ACCOUNTS` | `<owner hex>#<id>` | pointer for listing by owner |
+//! | identity | `IDENTITY#<provider id>` | `<identity>` | finds an account again on re-connect |
+//! | OAuth state | `STATE#<state>` | `STATE` | PKCE verifier sealed; TTL 10 minutes |
+//! | lease | `ACCOUNT#<id>` | `LEASE#<purpose>` | TTL = lease expiry |
+//! | folder cursor | `ACCOUNT#<id>` | `FOLDER#<folder hex>` | |
+//! | send record | `ACCOUNT#<id>` | `SEND#<idempotency key hex>` | |
+//!
+//! The due index (`gsi1pk`/`gsi1sk`) holds active accounts under `DUE` with sort key
+//! `<next_sync_at, 12 digits>#<id>`, so the scheduler reads only what is due.
+
+mod accounts;
+mod codec;
+mod keys;
+mod leases;
+mod providers;
+mod repository;
+mod states;
+
+pub use keys::{DUE_INDEX_PK, hex_encode};
+pub use leases::Lease;
+pub use repository::{RecordError, Repository};
