@@ -4,6 +4,7 @@ mod blobs;
 mod keys;
 mod queue;
 mod store;
+mod tokens;
 
 pub use blobs::{BlobError, BlobStore, validate_blob_key};
 pub use keys::{DataKey, KeyContext, KeyError, KeyService};
@@ -12,3 +13,4 @@ pub use store::{
     Condition, IndexKey, Item, ItemKey, ItemStore, Page, QueryRange, RESERVED_ATTRIBUTES,
     StoreError, WriteOp,
 };
+pub use tokens::{AccessGrant, TokenError, TokenSource};
