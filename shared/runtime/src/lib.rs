@@ -1,1 +1,11 @@
-//! Placeholder.
+//! Mailroom's wiring: configuration from the environment, the services container every handler
+//! receives, TLS trust, the API key and logging. Lambda functions and the local host both start here.
+
+pub mod api_key;
+pub mod config;
+pub mod logging;
+pub mod services;
+pub mod tls;
+
+pub use config::{Config, ConfigError, StoreBackend};
+pub use services::{Services, StartError};

@@ -1,0 +1,72 @@
+//! The services container: every adapter and service a handler may need, built once per process
+//! (a Lambda's init, or the local host's start) and shared by reference.
+
+use std::sync::Arc;
+
+use mailroom_core::crypto::Sealer;
+use mailroom_core::ports::{BlobStore, ItemStore, JobQueue, KeyService};
+use mailroom_core::records::Repository;
+use rustls::ClientConfig;
+use secrecy::SecretString;
+
+use crate::config::Config;
+use crate::tls::TlsError;
+
+/// Why the process could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    #[error("API key: {0}")]
+    ApiKey(#[from] crate::api_key::ApiKeyError),
+    #[error("could not open the {backend} backend: {reason}")]
+    Backend {
+        backend: &'static str,
+        reason: String,
+    },
+}
+
+/// The adapters behind the ports, as chosen by the configuration.
+pub struct Backends {
+    pub store: Arc<dyn ItemStore>,
+    pub keys: Arc<dyn KeyService>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub queue: Arc<dyn JobQueue>,
+}
+
+/// Everything the handlers use.
+pub struct Services {
+    pub config: Config,
+    pub repo: Repository,
+    pub blobs: Arc<dyn BlobStore>,
+    pub queue: Arc<dyn JobQueue>,
+    pub api_key: SecretString,
+    /// Client TLS configuration for IMAP, SMTP and HTTPS (honours `SSL_CERT_FILE`).
+    pub tls: Arc<ClientConfig>,
+    /// HTTPS client for token endpoints, built once.
+    pub http: reqwest::Client,
+}
+
+impl Services {
+    /// Assembles the services from already-opened backends.
+    pub fn from_parts(
+        config: Config,
+        backends: Backends,
+        api_key: SecretString,
+    ) -> Result<Self, StartError> {
+        let tls = crate::tls::client_config()?;
+        let http = crate::tls::http_client(&tls)?;
+        let sealer = Arc::new(Sealer::new(backends.keys, config.data_key_cache));
+        Ok(Self {
+            repo: Repository::new(backends.store, sealer),
+            blobs: backends.blobs,
+            queue: backends.queue,
+            api_key,
+            tls,
+            http,
+            config,
+        })
+    }
+}
