@@ -37,5 +37,9 @@ pub struct MessageMeta {
     pub blob_key: String,
     /// Whether the MIME parser could read the message.
     pub parsed: bool,
+    /// Hex SHA-256 of the raw source: matches a message again after a UIDVALIDITY change when
+    /// it has no Message-ID.
+    #[serde(default)]
+    pub content_sha256: Option<String>,
     pub stored_at: i64,
 }

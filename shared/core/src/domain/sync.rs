@@ -13,6 +13,14 @@ pub struct FolderCursor {
     /// backfill has finished.
     #[serde(default)]
     pub backfill_below: u32,
+    /// The lowest UID the backfill may reach (the backfill limit, fixed when it starts); 0 when
+    /// no floor applies.
+    #[serde(default)]
+    pub backfill_floor: u32,
+    /// After a UIDVALIDITY change: the old validity whose stored messages are matched against
+    /// the re-synced ones (so none is reported as new twice) until the backfill ends.
+    #[serde(default)]
+    pub reconcile_validity: Option<u32>,
     #[serde(default)]
     pub highest_modseq: Option<u64>,
     #[serde(default)]

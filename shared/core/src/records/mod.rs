@@ -11,18 +11,22 @@
 //! | lease | `ACCOUNT#<id>` | `LEASE#<purpose>` | TTL = lease expiry |
 //! | folder cursor | `ACCOUNT#<id>` | `FOLDER#<folder hex>` | |
 //! | send record | `ACCOUNT#<id>` | `SEND#<idempotency key hex>` | |
+//! | message metadata | `MSGS#<account id>` | `<folder hex>#<UIDVALIDITY>#<UID>` (10 digits each) | raw source in the blob store |
 //!
 //! The due index (`gsi1pk`/`gsi1sk`) holds active accounts under `DUE` with sort key
 //! `<next_sync_at, 12 digits>#<id>`, so the scheduler reads only what is due.
 
 mod accounts;
 mod codec;
+mod cursors;
 mod keys;
 mod leases;
+mod messages;
 mod providers;
 mod repository;
 mod states;
 
 pub use keys::{DUE_INDEX_PK, hex_encode};
 pub use leases::Lease;
+pub use messages::{MessageKey, MessagePage, message_blob_prefix};
 pub use repository::{RecordError, Repository};

@@ -1,0 +1,89 @@
+//! Per-folder sync cursors: one item per synced folder in the account's partition
+//! (`ACCOUNT#<id>` / `FOLDER#<folder hex>`), read together with one query.
+
+use serde_json::Value;
+
+use super::codec::corrupt;
+use super::keys::{account_pk, hex_encode};
+use super::repository::{RecordError, Repository};
+use crate::domain::FolderCursor;
+use crate::ports::{Condition, Item, ItemKey, QueryRange, StoreError};
+
+const PREFIX: &str = "FOLDER#";
+
+fn cursor_key(account_id: &str, folder: &str) -> ItemKey {
+    ItemKey::new(
+        account_pk(account_id),
+        format!("{PREFIX}{}", hex_encode(folder)),
+    )
+}
+
+fn cursor_to_item(account_id: &str, cursor: &FolderCursor) -> Result<Item, StoreError> {
+    let mut item = Item::new(cursor_key(account_id, &cursor.folder));
+    match serde_json::to_value(cursor) {
+        Ok(Value::Object(map)) => {
+            item.attributes = map.into_iter().filter(|(_, v)| !v.is_null()).collect();
+            Ok(item)
+        }
+        _ => Err(StoreError::Invalid(format!(
+            "the cursor of folder {:?} could not be encoded",
+            cursor.folder
+        ))),
+    }
+}
+
+fn cursor_from_item(item: &Item) -> Result<FolderCursor, StoreError> {
+    serde_json::from_value(Value::Object(item.attributes.clone()))
+        .map_err(|e| corrupt(item, format!("folder cursor: {e}")))
+}
+
+impl Repository {
+    /// Every folder cursor of an account (one query, whatever the mailbox size).
+    pub async fn folder_cursors(&self, account_id: &str) -> Result<Vec<FolderCursor>, RecordError> {
+        let mut out = Vec::new();
+        let mut start_after = None;
+        loop {
+            let page = self
+                .store
+                .query(
+                    &account_pk(account_id),
+                    QueryRange {
+                        sk_prefix: PREFIX.to_owned(),
+                        start_after,
+                        descending: false,
+                        limit: 100,
+                    },
+                )
+                .await?;
+            for item in &page.items {
+                out.push(cursor_from_item(item)?);
+            }
+            match page.next {
+                Some(next) => start_after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Writes one folder's cursor (last writer wins: only the lease holder syncs an account).
+    pub async fn put_folder_cursor(
+        &self,
+        account_id: &str,
+        cursor: &FolderCursor,
+    ) -> Result<(), RecordError> {
+        let item = cursor_to_item(account_id, cursor)?;
+        Ok(self.store.put(item, Condition::None).await?)
+    }
+
+    /// Forgets one folder's cursor (its next sync starts over as a first sync).
+    pub async fn delete_folder_cursor(
+        &self,
+        account_id: &str,
+        folder: &str,
+    ) -> Result<(), RecordError> {
+        Ok(self
+            .store
+            .delete(&cursor_key(account_id, folder), Condition::None)
+            .await?)
+    }
+}
