@@ -9,6 +9,15 @@ use serde_json::{Map, Value};
 /// Attribute names the adapters use for their own columns; record attributes may not use them.
 pub const RESERVED_ATTRIBUTES: &[&str] = &["pk", "sk", "version", "ttl", "gsi1pk", "gsi1sk"];
 
+/// Prefix of the attributes that hold sealed fields (`enc_<field>`); plain attributes may not use it.
+pub const SEALED_PREFIX: &str = "enc_";
+
+/// The most items one query page returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// The most writes one [`ItemStore::write_atomic`] call may hold.
+pub const MAX_ATOMIC_WRITES: usize = 25;
+
 /// Where an item lives: partition key and sort key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ItemKey {
@@ -66,6 +75,38 @@ impl Item {
     pub fn is_expired(&self, now: i64) -> bool {
         self.expires_at.is_some_and(|t| t <= now)
     }
+
+    /// Checks what every adapter requires of an item, so a bad item is refused the same way by
+    /// all of them: non-empty keys, no reserved or `enc_`-prefixed attribute names, named sealed
+    /// fields.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let invalid = |what: String| {
+            Err(StoreError::Invalid(format!(
+                "item {}/{}: {what}",
+                self.key.pk, self.key.sk
+            )))
+        };
+        if self.key.pk.is_empty() || self.key.sk.is_empty() {
+            return invalid("partition and sort keys must not be empty".into());
+        }
+        if let Some(index) = &self.index
+            && (index.pk.is_empty() || index.sk.is_empty())
+        {
+            return invalid("index keys must not be empty".into());
+        }
+        for name in self.attributes.keys() {
+            if name.is_empty()
+                || RESERVED_ATTRIBUTES.contains(&name.as_str())
+                || name.starts_with(SEALED_PREFIX)
+            {
+                return invalid(format!("attribute name {name:?} is reserved"));
+            }
+        }
+        if self.sealed.keys().any(String::is_empty) {
+            return invalid("a sealed field has an empty name".into());
+        }
+        Ok(())
+    }
 }
 
 /// The condition a write must meet; when it does not, the write fails with
@@ -91,11 +132,35 @@ pub struct QueryRange {
     pub start_after: Option<String>,
     /// Newest (largest sort key) first.
     pub descending: bool,
-    /// At most this many items (adapters cap it at 1,000).
+    /// At most this many items (adapters cap it at [`MAX_PAGE`]; 0 means the cap).
     pub limit: usize,
 }
 
-/// One page of a query; `next` is the sort key to pass as `start_after` for the following page.
+impl QueryRange {
+    /// The number of items a page may hold: `limit`, or [`MAX_PAGE`] when it is 0 or larger.
+    pub fn page_size(&self) -> usize {
+        match self.limit {
+            0 => MAX_PAGE,
+            n => n.min(MAX_PAGE),
+        }
+    }
+
+    /// Checks that `start_after` lies within the prefix (a cursor from another query is refused).
+    pub fn validate(&self) -> Result<(), StoreError> {
+        match &self.start_after {
+            Some(after) if !after.starts_with(&self.sk_prefix) => {
+                Err(StoreError::Invalid(format!(
+                    "start_after {after:?} is outside the sort-key prefix {:?}",
+                    self.sk_prefix
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One page of a query; `next` is the sort key to pass as `start_after` for the following page,
+/// `None` when no live item follows.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
     pub items: Vec<Item>,
@@ -107,6 +172,41 @@ pub struct Page {
 pub enum WriteOp {
     Put { item: Item, condition: Condition },
     Delete { key: ItemKey, condition: Condition },
+}
+
+impl WriteOp {
+    /// The key this write touches.
+    pub fn key(&self) -> &ItemKey {
+        match self {
+            WriteOp::Put { item, .. } => &item.key,
+            WriteOp::Delete { key, .. } => key,
+        }
+    }
+
+    /// Checks an atomic group: at most [`MAX_ATOMIC_WRITES`] writes, valid items, and each key
+    /// at most once (DynamoDB refuses a transaction that touches an item twice).
+    pub fn validate_group(ops: &[WriteOp]) -> Result<(), StoreError> {
+        if ops.len() > MAX_ATOMIC_WRITES {
+            return Err(StoreError::Invalid(format!(
+                "an atomic write holds at most {MAX_ATOMIC_WRITES} writes, not {}",
+                ops.len()
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for op in ops {
+            if let WriteOp::Put { item, .. } = op {
+                item.validate()?;
+            }
+            if !seen.insert(op.key()) {
+                let key = op.key();
+                return Err(StoreError::Invalid(format!(
+                    "an atomic write touches {}/{} more than once",
+                    key.pk, key.sk
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What the store could not do.
@@ -150,7 +250,8 @@ pub trait ItemStore: Send + Sync {
     /// gets the item. Expired items are deleted and read as absent.
     async fn take(&self, key: &ItemKey) -> Result<Option<Item>, StoreError>;
 
-    /// Reads a range of one partition, in sort-key order; expired items are skipped.
+    /// Reads a range of one partition, in sort-key order; expired items are skipped. A
+    /// `start_after` outside `sk_prefix` is [`StoreError::Invalid`].
     async fn query(&self, pk: &str, range: QueryRange) -> Result<Page, StoreError>;
 
     /// Reads the secondary index partition `index_pk` up to and including `sk_max`, in ascending
@@ -162,10 +263,13 @@ pub trait ItemStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Item>, StoreError>;
 
-    /// Applies up to 25 writes all-or-nothing: if any condition fails nothing is written.
+    /// Applies up to 25 writes all-or-nothing: if any condition fails nothing is written. A key
+    /// may appear once per group. `Condition::VersionIs` fails on an expired item (it reads as
+    /// absent), here as in `put` and `delete`.
     async fn write_atomic(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
 
-    /// Writes many items unconditionally (batched by the adapter); idempotent on the keys.
+    /// Writes many items unconditionally (batched by the adapter); idempotent on the keys (when a
+    /// key repeats, the last item wins). Not atomic: on error, some items may have been written.
     async fn put_many(&self, items: Vec<Item>) -> Result<(), StoreError>;
 
     /// Deletes many items unconditionally (batched by the adapter).

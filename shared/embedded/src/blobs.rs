@@ -1,0 +1,165 @@
+//! [`DirBlobStore`]: blobs as files under `<root>/blobs/<key>`, written atomically (a temporary
+//! file under `<root>/tmp/`, synced, then renamed into place).
+
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use mailroom_core::ports::{BlobError, BlobStore, validate_blob_key};
+
+/// A blob store on a local directory.
+#[derive(Debug, Clone)]
+pub struct DirBlobStore {
+    blobs: PathBuf,
+    tmp: PathBuf,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> BlobError {
+    BlobError::Unavailable(format!("{what}: {e}"))
+}
+
+/// A prefix is a key, optionally ending in `/` (a whole "folder").
+fn validate_prefix(prefix: &str) -> Result<(), BlobError> {
+    let body = prefix.strip_suffix('/').unwrap_or(prefix);
+    validate_blob_key(body).map_err(|_| BlobError::InvalidKey(prefix.to_owned()))
+}
+
+/// Renames `temp` to `target`, creating the folders; retried because a concurrent
+/// `delete_prefix` may remove a folder it has just emptied.
+fn move_into_place(temp: &Path, target: &Path) -> std::io::Result<()> {
+    let mut attempt = 0;
+    loop {
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        match fs::rename(temp, target) {
+            Err(e) if e.kind() == ErrorKind::NotFound && attempt < 3 => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+impl DirBlobStore {
+    /// Opens the store under `root`, creating its directories.
+    pub fn open(root: &Path) -> Result<Self, BlobError> {
+        let store = Self {
+            blobs: root.join("blobs"),
+            tmp: root.join("tmp"),
+        };
+        for dir in [&store.blobs, &store.tmp] {
+            fs::create_dir_all(dir)
+                .map_err(|e| unavailable(&format!("cannot create {}", dir.display()), e))?;
+        }
+        Ok(store)
+    }
+
+    fn put_sync(&self, key: &str, body: &[u8]) -> Result<(), BlobError> {
+        let target = self.blobs.join(key);
+        let temp = self.tmp.join(format!("{:016x}", rand::random::<u64>()));
+        let written = (|| {
+            let mut file = fs::File::create_new(&temp)?;
+            file.write_all(body)?;
+            file.sync_all()?;
+            move_into_place(&temp, &target)
+        })();
+        if let Err(e) = written {
+            // Best effort: a leftover temporary file is harmless and never read.
+            let _ = fs::remove_file(&temp);
+            return Err(unavailable(&format!("cannot write blob {key}"), e));
+        }
+        Ok(())
+    }
+
+    fn get_sync(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
+        match fs::read(self.blobs.join(key)) {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            // A "folder" of other keys is not a blob, as in S3.
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::IsADirectory) => Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotADirectory => Ok(None),
+            Err(e) => Err(unavailable(&format!("cannot read blob {key}"), e)),
+        }
+    }
+
+    fn delete_prefix_sync(&self, prefix: &str) -> Result<u64, BlobError> {
+        // Walk only the deepest folder the prefix names completely.
+        let folder = prefix.rfind('/').map_or("", |i| &prefix[..i]);
+        let start = self.blobs.join(folder);
+        let mut deleted = 0;
+        let mut stack = vec![(start, folder.to_owned())];
+        while let Some((dir, key)) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                    continue;
+                }
+                Err(e) => return Err(unavailable("cannot list blobs", e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| unavailable("cannot list blobs", e))?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let child = if key.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{key}/{name}")
+                };
+                let file_type = entry
+                    .file_type()
+                    .map_err(|e| unavailable("cannot list blobs", e))?;
+                if file_type.is_dir() {
+                    // Descend only where keys under the folder can still match the prefix.
+                    let as_folder = format!("{child}/");
+                    if as_folder.starts_with(prefix) || prefix.starts_with(&as_folder) {
+                        stack.push((entry.path(), child));
+                    }
+                } else if child.starts_with(prefix) {
+                    match fs::remove_file(entry.path()) {
+                        Ok(()) => deleted += 1,
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(unavailable(&format!("cannot delete blob {child}"), e));
+                        }
+                    }
+                }
+            }
+            // Tidy emptied folders; a folder still in use simply stays.
+            if dir != self.blobs {
+                let _ = fs::remove_dir(&dir);
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Self) -> Result<T, BlobError> + Send + 'static,
+    ) -> Result<T, BlobError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(&this))
+            .await
+            .map_err(|e| unavailable("blob task failed", e))?
+    }
+}
+
+#[async_trait]
+impl BlobStore for DirBlobStore {
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), BlobError> {
+        validate_blob_key(key)?;
+        let key = key.to_owned();
+        self.blocking(move |s| s.put_sync(&key, &body)).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
+        validate_blob_key(key)?;
+        let key = key.to_owned();
+        self.blocking(move |s| s.get_sync(&key)).await
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, BlobError> {
+        validate_prefix(prefix)?;
+        let prefix = prefix.to_owned();
+        self.blocking(move |s| s.delete_prefix_sync(&prefix)).await
+    }
+}
