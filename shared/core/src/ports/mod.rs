@@ -10,7 +10,7 @@ pub use blobs::{BlobError, BlobStore, validate_blob_key};
 pub use keys::{DataKey, KeyContext, KeyError, KeyService};
 pub use queue::{Job, JobKind, JobQueue, QueueError};
 pub use store::{
-    Condition, IndexKey, Item, ItemKey, ItemStore, Page, QueryRange, RESERVED_ATTRIBUTES,
-    StoreError, WriteOp,
+    Condition, IndexKey, Item, ItemKey, ItemStore, MAX_ATOMIC_WRITES, MAX_PAGE, Page, QueryRange,
+    RESERVED_ATTRIBUTES, SEALED_PREFIX, StoreError, WriteOp,
 };
 pub use tokens::{AccessGrant, TokenError, TokenSource};
