@@ -2,10 +2,11 @@
 //! receives, TLS trust, the API key and logging. Lambda functions and the local host both start here.
 
 pub mod api_key;
+pub mod backends;
 pub mod config;
 pub mod logging;
 pub mod services;
 pub mod tls;
 
 pub use config::{Config, ConfigError, StoreBackend};
-pub use services::{Services, StartError};
+pub use services::{Services, StartError, Started};

@@ -49,7 +49,54 @@ pub struct Services {
     pub http: reqwest::Client,
 }
 
+/// A started process: its services, and the in-process job queue's receiver when the embedded
+/// backends are in use (the local host drains it).
+pub struct Started {
+    pub services: Arc<Services>,
+    pub jobs: Option<mailroom_embedded::JobReceiver>,
+}
+
 impl Services {
+    /// Everything a process does before serving: the TLS provider, logging, configuration,
+    /// backends and the API key. Lambda `main`s and the local host call this first.
+    pub async fn start() -> Result<Started, StartError> {
+        crate::tls::install_crypto_provider();
+        let config = Config::from_env()?;
+        crate::logging::init(config.in_lambda);
+        let opened = crate::backends::open(&config).await?;
+        let api_key = match config.api_key.clone() {
+            Some(key) => key,
+            None if config.in_lambda => {
+                return Err(crate::config::ConfigError::Missing {
+                    name: "MAILROOM_API_KEY",
+                    when: "running in AWS Lambda",
+                }
+                .into());
+            }
+            None => {
+                let (key, created) = crate::api_key::load_or_create(&config.data_dir)?;
+                let path = config.data_dir.join(crate::api_key::KEY_FILE);
+                if created {
+                    use secrecy::ExposeSecret;
+                    // Shown once, on the terminal of the person who started the local host; never logged.
+                    eprintln!(
+                        "A new API key was generated and saved in {}:\n\n    {}\n",
+                        path.display(),
+                        key.expose_secret()
+                    );
+                } else {
+                    tracing::info!(path = %path.display(), "using the API key saved in the data directory");
+                }
+                key
+            }
+        };
+        let services = Self::from_parts(config, opened.backends, api_key)?;
+        Ok(Started {
+            services: Arc::new(services),
+            jobs: opened.jobs,
+        })
+    }
+
     /// Assembles the services from already-opened backends.
     pub fn from_parts(
         config: Config,

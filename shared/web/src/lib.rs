@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod extract;
+pub mod lambda;
+pub mod local;
 pub mod problem;
 pub mod routes;
 

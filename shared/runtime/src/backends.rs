@@ -1,0 +1,55 @@
+//! Opens the adapters the configuration asks for: the embedded set (redb, key file, directory,
+//! in-process queue) or the AWS set (DynamoDB, KMS, S3, SQS).
+
+use std::sync::Arc;
+
+use mailroom_embedded::{DirBlobStore, InProcessQueue, JobReceiver, KeyFile, RedbStore};
+
+use crate::config::{Config, StoreBackend};
+use crate::services::{Backends, StartError};
+
+/// The opened adapters, and the receiving end of the in-process queue when there is one.
+pub struct Opened {
+    pub backends: Backends,
+    pub jobs: Option<JobReceiver>,
+}
+
+fn backend_error(backend: &'static str) -> impl Fn(&dyn std::fmt::Display) -> StartError {
+    move |e| StartError::Backend {
+        backend,
+        reason: e.to_string(),
+    }
+}
+
+/// Opens the configured adapters.
+pub async fn open(config: &Config) -> Result<Opened, StartError> {
+    match config.store {
+        StoreBackend::Embedded => open_embedded(config),
+        StoreBackend::Dynamodb => open_aws(config).await,
+    }
+}
+
+fn open_embedded(config: &Config) -> Result<Opened, StartError> {
+    let fail = backend_error("embedded");
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| fail(&e))?;
+    let store = RedbStore::open(&config.data_dir.join("mailroom.redb")).map_err(|e| fail(&e))?;
+    let keys = KeyFile::open_or_create(&config.data_dir).map_err(|e| fail(&e))?;
+    let blobs = DirBlobStore::open(&config.data_dir.join("blobs")).map_err(|e| fail(&e))?;
+    let (queue, jobs) = InProcessQueue::new();
+    Ok(Opened {
+        backends: Backends {
+            store: Arc::new(store),
+            keys: Arc::new(keys),
+            blobs: Arc::new(blobs),
+            queue: Arc::new(queue),
+        },
+        jobs: Some(jobs),
+    })
+}
+
+async fn open_aws(_config: &Config) -> Result<Opened, StartError> {
+    Err(StartError::Backend {
+        backend: "dynamodb",
+        reason: "the AWS backends are not wired yet".into(),
+    })
+}
