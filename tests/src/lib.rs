@@ -1,3 +1,4 @@
 //! Test support.
 
+pub mod app;
 pub mod oauth_server;
