@@ -47,6 +47,10 @@ pub struct Services {
     pub tls: Arc<ClientConfig>,
     /// HTTPS client for token endpoints, built once.
     pub http: reqwest::Client,
+    /// The OAuth connect flow (start and callback).
+    pub oauth: mailroom_oauth::OAuthService,
+    /// Valid access tokens for accounts (refreshed and persisted as needed); sync and send use it.
+    pub tokens: Arc<dyn mailroom_core::ports::TokenSource>,
 }
 
 /// A started process: its services, and the in-process job queue's receiver when the embedded
@@ -106,8 +110,23 @@ impl Services {
         let tls = crate::tls::client_config()?;
         let http = crate::tls::http_client(&tls)?;
         let sealer = Arc::new(Sealer::new(backends.keys, config.data_key_cache));
+        let repo = Repository::new(backends.store, sealer);
+        let oauth = mailroom_oauth::OAuthService::new(
+            repo.clone(),
+            http.clone(),
+            mailroom_oauth::OAuthConfig {
+                public_url: config.public_url.as_str().trim_end_matches('/').to_owned(),
+                return_to_allowlist: config.return_to_allowlist.clone(),
+            },
+        );
+        let tokens = Arc::new(mailroom_oauth::OAuthTokenSource::new(
+            repo.clone(),
+            http.clone(),
+        ));
         Ok(Self {
-            repo: Repository::new(backends.store, sealer),
+            repo,
+            oauth,
+            tokens,
             blobs: backends.blobs,
             queue: backends.queue,
             api_key,
