@@ -1,0 +1,168 @@
+//! Creating the DynamoDB table (key schema, `gsi1`, TTL on `ttl`) and the S3 bucket.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+};
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+
+use super::ProvisionError;
+use crate::dynamo::{GSI1, GSI1PK, GSI1SK, PK, SK, TTL};
+use crate::error::{code, describe};
+
+/// How long to wait for a new table to become active.
+const TABLE_WAIT: Duration = Duration::from_secs(120);
+
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, String> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn string_attribute(name: &str) -> Result<AttributeDefinition, String> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), String> {
+    let gsi = GlobalSecondaryIndex::builder()
+        .index_name(GSI1)
+        .key_schema(key(GSI1PK, KeyType::Hash)?)
+        .key_schema(key(GSI1SK, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+    let result = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(string_attribute(PK)?)
+        .attribute_definitions(string_attribute(SK)?)
+        .attribute_definitions(string_attribute(GSI1PK)?)
+        .attribute_definitions(string_attribute(GSI1SK)?)
+        .key_schema(key(PK, KeyType::Hash)?)
+        .key_schema(key(SK, KeyType::Range)?)
+        .global_secondary_indexes(gsi)
+        .send()
+        .await;
+    match result {
+        Ok(_) => {
+            tracing::info!(table, "created the DynamoDB table");
+            Ok(())
+        }
+        // Created by a concurrent start: fine.
+        Err(e) if code(&e) == Some("ResourceInUseException") => Ok(()),
+        Err(e) => Err(describe(&e)),
+    }
+}
+
+/// Creates the table when missing, waits until it is active, and turns TTL on.
+pub(super) async fn ensure_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), ProvisionError> {
+    let err = |reason: String| ProvisionError::Table {
+        table: table.to_owned(),
+        reason,
+    };
+    let started = tokio::time::Instant::now();
+    loop {
+        match client.describe_table().table_name(table).send().await {
+            Ok(out) => {
+                let status = out.table.and_then(|t| t.table_status);
+                if status == Some(TableStatus::Active) {
+                    break;
+                }
+            }
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => {
+                create_table(client, table).await.map_err(err)?;
+            }
+            Err(e) => return Err(err(describe(&e))),
+        }
+        if started.elapsed() > TABLE_WAIT {
+            return Err(err("the table did not become active in time".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| err(describe(&e)))?;
+    let status = ttl
+        .time_to_live_description
+        .and_then(|d| d.time_to_live_status);
+    if matches!(
+        status,
+        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+    ) {
+        return Ok(());
+    }
+    let spec = TimeToLiveSpecification::builder()
+        .enabled(true)
+        .attribute_name(TTL)
+        .build()
+        .map_err(|e| err(e.to_string()))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(spec)
+        .send()
+        .await
+        .map_err(|e| err(describe(&e)))?;
+    Ok(())
+}
+
+/// Creates the bucket when missing (in the client's region).
+pub(super) async fn ensure_bucket(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Result<(), ProvisionError> {
+    let err = |reason: String| ProvisionError::Bucket {
+        bucket: bucket.to_owned(),
+        reason,
+    };
+    match client.head_bucket().bucket(bucket).send().await {
+        Ok(_) => return Ok(()),
+        Err(e) if !e.as_service_error().is_some_and(|s| s.is_not_found()) => {
+            return Err(err(describe(&e)));
+        }
+        Err(_) => {}
+    }
+    let mut request = client.create_bucket().bucket(bucket);
+    // us-east-1 is the default location and refuses an explicit constraint.
+    if let Some(region) = client.config().region().map(|r| r.as_ref().to_owned())
+        && region != "us-east-1"
+    {
+        request = request.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region.as_str()))
+                .build(),
+        );
+    }
+    match request.send().await {
+        Ok(_) => {
+            tracing::info!(bucket, "created the S3 bucket");
+            Ok(())
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_bucket_already_owned_by_you()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(err(describe(&e))),
+    }
+}

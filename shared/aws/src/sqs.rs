@@ -1,0 +1,100 @@
+//! [`SqsQueue`]: the job queue on SQS; jobs go out in SendMessageBatch calls of ten, each job a
+//! JSON body with its own DelaySeconds.
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use mailroom_core::ports::{Job, JobQueue, QueueError};
+
+use crate::error::describe;
+
+/// SendMessageBatch's limit.
+const CHUNK: usize = 10;
+/// SQS's longest delay.
+pub const MAX_DELAY_SECONDS: u32 = 900;
+
+/// The job queue on one SQS queue.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsQueue {
+    /// The queue at `queue_url`, using a client built once at start-up.
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// Sends up to ten jobs; returns how many SQS refused and the first refusal.
+    async fn send_chunk(&self, jobs: &[Job]) -> Result<Option<(usize, String)>, QueueError> {
+        let mut entries = Vec::with_capacity(jobs.len());
+        for (i, job) in jobs.iter().enumerate() {
+            let body = serde_json::to_string(job)
+                .map_err(|e| QueueError::Unavailable(format!("cannot encode a job: {e}")))?;
+            let entry = SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(body)
+                .delay_seconds(i32::try_from(job.delay_seconds).unwrap_or(i32::MAX))
+                .build()
+                .map_err(|e| QueueError::Unavailable(format!("cannot build a message: {e}")))?;
+            entries.push(entry);
+        }
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| {
+                QueueError::Unavailable(format!("SQS SendMessageBatch failed: {}", describe(&e)))
+            })?;
+        Ok(out.failed.first().map(|first| {
+            let reason = format!(
+                "{}: {}",
+                first.code,
+                first.message.as_deref().unwrap_or("no message")
+            );
+            (out.failed.len(), reason)
+        }))
+    }
+}
+
+#[async_trait]
+impl JobQueue for SqsQueue {
+    async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
+        let too_late = jobs
+            .iter()
+            .filter(|j| j.delay_seconds > MAX_DELAY_SECONDS)
+            .count();
+        if too_late > 0 {
+            return Err(QueueError::Rejected {
+                failed: too_late,
+                reason: format!("delay_seconds may be at most {MAX_DELAY_SECONDS}"),
+            });
+        }
+        let mut failed = 0;
+        let mut first_reason = None;
+        for chunk in jobs.chunks(CHUNK) {
+            if let Some((count, reason)) = self.send_chunk(chunk).await? {
+                failed += count;
+                first_reason.get_or_insert(reason);
+            }
+        }
+        match first_reason {
+            Some(reason) => {
+                tracing::warn!(failed, %reason, "SQS refused some jobs");
+                Err(QueueError::Rejected { failed, reason })
+            }
+            None => Ok(()),
+        }
+    }
+}
