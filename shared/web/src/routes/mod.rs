@@ -1,7 +1,10 @@
 //! The one routing table: every endpoint, the function that serves it in AWS and whether it needs
 //! the API key. Lambda functions serve their own rows; the local host serves them all.
 
+mod accounts;
 mod health;
+mod oauth;
+mod providers;
 
 use axum::Router;
 use axum::http::{Method, StatusCode};
@@ -87,6 +90,9 @@ pub(crate) fn route(
 fn table() -> Vec<Route> {
     let mut rows = Vec::new();
     rows.extend(health::routes());
+    rows.extend(providers::routes());
+    rows.extend(oauth::routes());
+    rows.extend(accounts::routes());
     rows
 }
 
