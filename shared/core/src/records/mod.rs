@@ -24,9 +24,11 @@ mod leases;
 mod messages;
 mod providers;
 mod repository;
+mod sends;
 mod states;
 
 pub use keys::{DUE_INDEX_PK, hex_encode};
 pub use leases::Lease;
 pub use messages::{MessageKey, MessagePage, message_blob_prefix};
 pub use repository::{RecordError, Repository};
+pub use sends::{SEND_RECORD_TTL_SECONDS, SendClaim, StoredSend};
