@@ -1,1 +1,7 @@
-//! Placeholder.
+//! Mailroom's mail protocols: an IMAP client (async-imap over tokio-rustls, SASL XOAUTH2), the
+//! incremental, exactly-once sync engine built on it, MIME parsing, and the sync scheduler and
+//! worker handlers.
+
+pub mod imap;
+pub mod mime;
+pub mod sync;

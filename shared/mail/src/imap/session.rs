@@ -1,0 +1,285 @@
+//! An authenticated IMAP session with the few commands sync needs, each bounded by the
+//! connector's timeout, and a pull-style FETCH reader that hands over one message at a time so
+//! memory stays flat whatever the mailbox size.
+
+use std::collections::HashSet;
+
+use async_imap::Session;
+use async_imap::imap_proto::{AttributeValue, NameAttribute, Response, Status};
+use bytes::Bytes;
+use futures::TryStreamExt;
+
+use super::connect::{BoxedIo, ImapConnector};
+use super::error::{ImapError, classify_text, connection};
+
+/// A folder's state as STATUS or SELECT report it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FolderStatus {
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub messages: u32,
+    pub highest_modseq: Option<u64>,
+}
+
+/// One message from a FETCH response.
+#[derive(Debug, Clone, Default)]
+pub struct FetchedMessage {
+    pub uid: u32,
+    pub flags: Vec<String>,
+    pub size: Option<u32>,
+    /// Unix seconds.
+    pub internal_date: Option<i64>,
+    pub modseq: Option<u64>,
+    pub body: Option<Bytes>,
+    pub gmail_msgid: Option<u64>,
+    pub gmail_thrid: Option<u64>,
+}
+
+/// A logged-in session.
+pub struct ImapSession {
+    pub(crate) inner: Session<BoxedIo>,
+    pub(crate) connector: ImapConnector,
+    capabilities: HashSet<String>,
+    fetch_tag: Option<async_imap::imap_proto::RequestId>,
+}
+
+impl std::fmt::Debug for ImapSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImapSession")
+            .field("capabilities", &self.capabilities)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ImapSession {
+    /// Reads the capabilities after login (they may differ from the greeting's).
+    pub(crate) async fn start(
+        connector: ImapConnector,
+        mut inner: Session<BoxedIo>,
+    ) -> Result<Self, ImapError> {
+        let caps = connector
+            .within("CAPABILITY", inner.capabilities())
+            .await?
+            .map_err(|e| ImapError::from_imap("CAPABILITY", e))?;
+        let capabilities = caps
+            .iter()
+            .map(|c| match c {
+                async_imap::types::Capability::Atom(a) => a.to_ascii_uppercase(),
+                async_imap::types::Capability::Imap4rev1 => "IMAP4REV1".into(),
+                async_imap::types::Capability::Auth(a) => {
+                    format!("AUTH={}", a.to_ascii_uppercase())
+                }
+            })
+            .collect();
+        Ok(Self {
+            inner,
+            connector,
+            capabilities,
+            fetch_tag: None,
+        })
+    }
+
+    pub fn has_capability(&self, name: &str) -> bool {
+        self.capabilities.contains(&name.to_ascii_uppercase())
+    }
+
+    /// Whether the server offers CONDSTORE (Dovecot, Gmail; not Outlook).
+    pub fn condstore(&self) -> bool {
+        self.has_capability("CONDSTORE") || self.has_capability("QRESYNC")
+    }
+
+    /// Whether the server is Gmail (X-GM-MSGID, X-GM-THRID).
+    pub fn gmail(&self) -> bool {
+        self.has_capability("X-GM-EXT-1")
+    }
+
+    /// Announces the client with ID where the server supports it (Gmail asks for it).
+    pub async fn identify(&mut self) -> Result<(), ImapError> {
+        if !self.has_capability("ID") {
+            return Ok(());
+        }
+        let fields = [
+            ("name", Some("Mailroom")),
+            ("version", Some(env!("CARGO_PKG_VERSION"))),
+        ];
+        self.connector
+            .within("ID", self.inner.id(fields))
+            .await?
+            .map(|_| ())
+            .map_err(|e| ImapError::from_imap("ID", e))
+    }
+
+    /// Turns CONDSTORE on for the session so SELECT and STATUS report HIGHESTMODSEQ.
+    pub async fn enable_condstore(&mut self) -> Result<(), ImapError> {
+        if !(self.condstore() && self.has_capability("ENABLE")) {
+            return Ok(());
+        }
+        self.connector
+            .within(
+                "ENABLE",
+                self.inner.run_command_and_check_ok("ENABLE CONDSTORE"),
+            )
+            .await?
+            .map_err(|e| ImapError::from_imap("ENABLE", e))
+    }
+
+    /// The folder marked `\Sent` (SPECIAL-USE), if any.
+    pub async fn sent_folder(&mut self) -> Result<Option<String>, ImapError> {
+        let inner = &mut self.inner;
+        let names = self
+            .connector
+            .within("LIST", async move {
+                let stream = inner.list(Some(""), Some("*")).await?;
+                stream.try_collect::<Vec<_>>().await
+            })
+            .await?
+            .map_err(|e| ImapError::from_imap("LIST", e))?;
+        Ok(names
+            .iter()
+            .find(|n| n.attributes().contains(&NameAttribute::Sent))
+            .map(|n| n.name().to_owned()))
+    }
+
+    /// STATUS of a folder (one command, no SELECT).
+    pub async fn status(&mut self, folder: &str) -> Result<FolderStatus, ImapError> {
+        let items = if self.condstore() {
+            "(UIDNEXT UIDVALIDITY MESSAGES HIGHESTMODSEQ)"
+        } else {
+            "(UIDNEXT UIDVALIDITY MESSAGES)"
+        };
+        let mb = self
+            .connector
+            .within("STATUS", self.inner.status(folder, items))
+            .await?
+            .map_err(|e| ImapError::from_imap("STATUS", e))?;
+        Ok(FolderStatus {
+            uid_validity: mb.uid_validity.unwrap_or(0),
+            uid_next: mb.uid_next.unwrap_or(0),
+            messages: mb.exists,
+            highest_modseq: mb.highest_modseq,
+        })
+    }
+
+    /// Opens a folder (read-only unless CONDSTORE needs SELECT's parameter).
+    pub async fn open(&mut self, folder: &str) -> Result<FolderStatus, ImapError> {
+        let mb = if self.condstore() {
+            self.connector
+                .within("SELECT", self.inner.select_condstore(folder))
+                .await?
+        } else {
+            self.connector
+                .within("EXAMINE", self.inner.examine(folder))
+                .await?
+        }
+        .map_err(|e| ImapError::from_imap("SELECT", e))?;
+        Ok(FolderStatus {
+            uid_validity: mb.uid_validity.unwrap_or(0),
+            uid_next: mb.uid_next.unwrap_or(0),
+            messages: mb.exists,
+            highest_modseq: mb.highest_modseq,
+        })
+    }
+
+    /// UIDs matching a UID SEARCH query, ascending.
+    pub async fn uid_search(&mut self, query: &str) -> Result<Vec<u32>, ImapError> {
+        let set = self
+            .connector
+            .within("UID SEARCH", self.inner.uid_search(query))
+            .await?
+            .map_err(|e| ImapError::from_imap("UID SEARCH", e))?;
+        let mut uids: Vec<u32> = set.into_iter().collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// Starts `UID FETCH <set> <items>`; read the messages with [`ImapSession::next_fetched`].
+    pub async fn start_fetch(&mut self, set: &str, items: &str) -> Result<(), ImapError> {
+        let tag = self
+            .connector
+            .within(
+                "UID FETCH",
+                self.inner.run_command(format!("UID FETCH {set} {items}")),
+            )
+            .await?
+            .map_err(|e| ImapError::from_imap("UID FETCH", e))?;
+        self.fetch_tag = Some(tag);
+        Ok(())
+    }
+
+    /// The next message of the running FETCH, or `None` when the server has finished.
+    pub async fn next_fetched(&mut self) -> Result<Option<FetchedMessage>, ImapError> {
+        let Some(tag) = self.fetch_tag.clone() else {
+            return Ok(None);
+        };
+        loop {
+            let response = self
+                .connector
+                .within("UID FETCH", self.inner.read_response())
+                .await?
+                .map_err(|e| connection("UID FETCH", e.to_string()))?
+                .ok_or_else(|| {
+                    connection("UID FETCH", "the server closed the connection".into())
+                })?;
+            match response.parsed() {
+                Response::Fetch(_, attrs) => return Ok(Some(fetched(attrs))),
+                Response::Done {
+                    tag: done,
+                    status,
+                    outcome,
+                } if *done == tag => {
+                    self.fetch_tag = None;
+                    return match status {
+                        Status::Ok => Ok(None),
+                        _ => Err(classify_text(
+                            "UID FETCH",
+                            outcome.information.as_deref().unwrap_or("refused"),
+                        )),
+                    };
+                }
+                Response::Data {
+                    status: Status::Bye,
+                    outcome,
+                } => {
+                    return Err(connection(
+                        "UID FETCH",
+                        format!("BYE {}", outcome.information.as_deref().unwrap_or("")),
+                    ));
+                }
+                // EXISTS, EXPUNGE, other tags' leftovers: nothing sync needs mid-fetch.
+                _ => {}
+            }
+        }
+    }
+
+    /// Says goodbye; errors are ignored (the session ends either way).
+    pub async fn logout(mut self) {
+        let _ = self.connector.within("LOGOUT", self.inner.logout()).await;
+    }
+}
+
+fn fetched(attrs: &[AttributeValue<'_>]) -> FetchedMessage {
+    let mut m = FetchedMessage::default();
+    for attr in attrs {
+        match attr {
+            AttributeValue::Uid(uid) => m.uid = *uid,
+            AttributeValue::Flags(flags) => m.flags = flags.iter().map(|f| f.to_string()).collect(),
+            AttributeValue::Rfc822Size(size) => m.size = Some(*size),
+            AttributeValue::ModSeq(modseq) => m.modseq = Some(*modseq),
+            AttributeValue::InternalDate(date) => {
+                m.internal_date = chrono::DateTime::parse_from_str(date, "%d-%b-%Y %H:%M:%S %z")
+                    .ok()
+                    .map(|d| d.timestamp());
+            }
+            AttributeValue::BodySection {
+                section: None,
+                data: Some(data),
+                ..
+            }
+            | AttributeValue::Rfc822(Some(data)) => m.body = Some(Bytes::copy_from_slice(data)),
+            AttributeValue::GmailMsgId(id) => m.gmail_msgid = Some(*id),
+            AttributeValue::GmailThrId(id) => m.gmail_thrid = Some(*id),
+            _ => {}
+        }
+    }
+    m
+}

@@ -1,0 +1,327 @@
+//! One account's sync from lease to health: take the lease, get a token, log in (refreshing the
+//! token once if the server refuses it), sync each folder, log out, then record the outcome:
+//! success clears errors, throttling parks the account, a login refused after a refresh sets
+//! `reauth_required`, other failures count toward `degraded`.
+
+use std::collections::HashMap;
+
+use mailroom_core::domain::{Account, AccountStatus, MailEndpoint};
+use mailroom_core::ports::{AccessGrant, TokenError};
+use mailroom_core::time::now_unix;
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::batch::BatchTarget;
+use super::folder::{FolderJob, FolderReport};
+use super::{SENT_MARKER, SYNC_LEASE, SyncEngine, SyncError};
+use crate::imap::{ErrorKind, ImapError, ImapSession};
+
+/// What a sync run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SyncReport {
+    pub folders: Vec<FolderReport>,
+    /// False when the deadline stopped the run with work left (the next run continues).
+    pub complete: bool,
+}
+
+impl SyncReport {
+    pub fn new_messages(&self) -> u64 {
+        self.folders.iter().map(|f| f.new_messages).sum()
+    }
+}
+
+/// How a sync job ended.
+#[derive(Debug)]
+pub enum SyncOutcome {
+    Synced(SyncReport),
+    /// Another worker holds the account's sync lease: it is syncing right now.
+    Busy,
+    /// Nothing to do (the account is gone or must be connected again).
+    Skipped(String),
+    /// The sync failed; the account's health records why.
+    Failed {
+        kind: FailureKind,
+        error: String,
+    },
+}
+
+/// Why a sync failed, as recorded on the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Throttled,
+    ReauthRequired,
+    AdminActionRequired,
+    /// Network, server or protocol trouble: counts toward `degraded`.
+    Transient,
+}
+
+impl SyncEngine {
+    /// Syncs one account, stopping between batches once `deadline` has passed. `Err` only when
+    /// the store itself failed (nothing could be recorded; the job should be retried).
+    pub async fn sync_account(
+        &self,
+        account_id: &str,
+        deadline: Instant,
+    ) -> Result<SyncOutcome, SyncError> {
+        let Some(account) = self.repo.get_account(account_id).await? else {
+            return Ok(SyncOutcome::Skipped("the account does not exist".into()));
+        };
+        if account.status == AccountStatus::ReauthRequired {
+            return Ok(SyncOutcome::Skipped(
+                "the account must be connected again".into(),
+            ));
+        }
+        let lease_seconds = self.settings.lease.as_secs().max(1) as i64;
+        let Some(lease) = self
+            .repo
+            .try_lease(
+                account_id,
+                SYNC_LEASE,
+                &self.settings.holder,
+                now_unix(),
+                lease_seconds,
+            )
+            .await?
+        else {
+            tracing::info!(account_id, "another worker is syncing this account");
+            return Ok(SyncOutcome::Busy);
+        };
+        let result = self.run(&account, deadline).await;
+        let recorded = self.record(account_id, &result).await;
+        if let Err(e) = self.repo.release_lease(&lease).await {
+            tracing::warn!(account_id, error = %e, "could not release the sync lease; it expires on its own");
+        }
+        recorded?;
+        Ok(match result {
+            Ok(report) => SyncOutcome::Synced(report),
+            Err(SyncError::Store(e)) => return Err(SyncError::Store(e)),
+            Err(SyncError::Token(TokenError::NotFound { .. })) => {
+                SyncOutcome::Skipped("the account does not exist".into())
+            }
+            Err(e) => SyncOutcome::Failed {
+                kind: failure_kind(&e),
+                error: e.to_string(),
+            },
+        })
+    }
+
+    async fn run(&self, account: &Account, deadline: Instant) -> Result<SyncReport, SyncError> {
+        let provider = self
+            .repo
+            .get_provider(&account.provider_id)
+            .await?
+            .ok_or_else(|| SyncError::NoProvider(account.provider_id.clone()))?;
+        let mut forced = false;
+        loop {
+            let grant = self.tokens.access_token(&account.id, forced).await?;
+            match self
+                .with_session(&provider.imap, &grant, account, deadline)
+                .await
+            {
+                // The server refused the token (or it expired mid-session): refresh it once.
+                Err(SyncError::Imap(e)) if e.kind() == ErrorKind::Auth && !forced => {
+                    tracing::info!(account_id = %account.id, error = %e, "IMAP refused the token; refreshing it once");
+                    forced = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn with_session(
+        &self,
+        endpoint: &MailEndpoint,
+        grant: &AccessGrant,
+        account: &Account,
+        deadline: Instant,
+    ) -> Result<SyncReport, SyncError> {
+        let mut session = self
+            .connector
+            .open_session(endpoint, &grant.email, &grant.access_token)
+            .await?;
+        let result = self.sync_folders(&mut session, account, deadline).await;
+        session.logout().await;
+        result
+    }
+
+    async fn sync_folders(
+        &self,
+        session: &mut ImapSession,
+        account: &Account,
+        deadline: Instant,
+    ) -> Result<SyncReport, SyncError> {
+        session.enable_condstore().await?;
+        let folders = self.folders(session, account).await?;
+        let mut cursors: HashMap<String, _> = self
+            .repo
+            .folder_cursors(&account.id)
+            .await?
+            .into_iter()
+            .map(|c| (c.folder.clone(), c))
+            .collect();
+        let mut report = SyncReport {
+            folders: Vec::new(),
+            complete: true,
+        };
+        let now = now_unix();
+        for folder in &folders {
+            let mut job = FolderJob {
+                target: BatchTarget {
+                    repo: &self.repo,
+                    blobs: &self.blobs,
+                    account_id: &account.id,
+                    folder,
+                    uid_validity: 0,
+                    max_in_flight: self.settings.max_in_flight,
+                    now,
+                },
+                settings: &self.settings,
+                deadline,
+            };
+            let folder_report = job.run(session, cursors.remove(folder)).await?;
+            let stop = folder_report.incomplete;
+            report.folders.push(folder_report);
+            if stop {
+                report.complete = false;
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// The folders to sync: the account's own list, else INBOX and the `\Sent` folder.
+    async fn folders(
+        &self,
+        session: &mut ImapSession,
+        account: &Account,
+    ) -> Result<Vec<String>, SyncError> {
+        let configured: Vec<String> = account
+            .extra
+            .get("sync_folders")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_else(|| vec!["INBOX".to_owned(), SENT_MARKER.to_owned()]);
+        let mut out: Vec<String> = Vec::new();
+        for name in configured {
+            let resolved = if name.eq_ignore_ascii_case(SENT_MARKER) {
+                session.sent_folder().await?
+            } else {
+                Some(name)
+            };
+            if let Some(folder) = resolved
+                && !out.contains(&folder)
+            {
+                out.push(folder);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the outcome onto the account, re-reading it when a concurrent writer (a token
+    /// refresh) got there first.
+    async fn record(
+        &self,
+        account_id: &str,
+        result: &Result<SyncReport, SyncError>,
+    ) -> Result<(), SyncError> {
+        if matches!(result, Err(SyncError::Store(_))) {
+            // The store is failing: nothing can be recorded; the job is retried.
+            return Ok(());
+        }
+        for _ in 0..5 {
+            let Some(mut account) = self.repo.get_account(account_id).await? else {
+                return Ok(());
+            };
+            apply(&mut account, result, &self.settings);
+            match self.repo.update_account(&mut account).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(SyncError::Internal(
+            "the account kept changing while the sync outcome was recorded".into(),
+        ))
+    }
+}
+
+fn failure_kind(e: &SyncError) -> FailureKind {
+    match e {
+        SyncError::Imap(i) if i.kind() == ErrorKind::Throttled => FailureKind::Throttled,
+        SyncError::Imap(i) if i.kind() == ErrorKind::Auth => FailureKind::ReauthRequired,
+        SyncError::Token(TokenError::ReauthRequired { .. }) => FailureKind::ReauthRequired,
+        SyncError::Token(TokenError::AdminActionRequired { .. }) => {
+            FailureKind::AdminActionRequired
+        }
+        _ => FailureKind::Transient,
+    }
+}
+
+fn apply(
+    account: &mut Account,
+    result: &Result<SyncReport, SyncError>,
+    settings: &super::SyncSettings,
+) {
+    let now = now_unix();
+    let interval = settings.interval.as_secs() as i64;
+    account.updated_at = now;
+    match result {
+        Ok(report) => {
+            account.last_sync_at = Some(now);
+            // An unfinished run continues as soon as the scheduler looks again.
+            account.next_sync_at = if report.complete { now + interval } else { now };
+            account.failure_count = 0;
+            account.last_error = None;
+            if account.status == AccountStatus::Degraded {
+                account.status = AccountStatus::Active;
+                account.status_reason = None;
+            }
+            account.extra.remove("parked_until");
+            let mut folders = account
+                .extra
+                .get("folders")
+                .and_then(|v| v.as_object().cloned())
+                .unwrap_or_default();
+            for f in &report.folders {
+                folders.insert(
+                    f.folder.clone(),
+                    json!({ "messages": f.message_count, "synced_at": now }),
+                );
+            }
+            account.extra.insert("folders".into(), json!(folders));
+        }
+        Err(e) => {
+            account.last_error = Some(e.to_string());
+            match failure_kind(e) {
+                FailureKind::Throttled => {
+                    let wait = match e {
+                        SyncError::Imap(ImapError::Throttled { retry_after, .. }) => {
+                            retry_after.as_secs_f64().ceil() as i64
+                        }
+                        _ => interval,
+                    };
+                    account.next_sync_at = now + wait.max(1);
+                    account
+                        .extra
+                        .insert("parked_until".into(), json!(account.next_sync_at));
+                }
+                FailureKind::ReauthRequired => {
+                    account.status = AccountStatus::ReauthRequired;
+                    account.status_reason = Some(e.to_string());
+                }
+                FailureKind::AdminActionRequired => {
+                    account.next_sync_at = now + interval;
+                }
+                FailureKind::Transient => {
+                    account.failure_count = account.failure_count.saturating_add(1);
+                    if account.failure_count >= settings.degraded_after {
+                        account.status = AccountStatus::Degraded;
+                        account.status_reason = Some(e.to_string());
+                    }
+                    // Back off with the failures, at most an hour.
+                    let factor = i64::from(account.failure_count.min(12));
+                    account.next_sync_at = now + (interval * factor).min(3600).max(interval);
+                }
+            }
+        }
+    }
+}

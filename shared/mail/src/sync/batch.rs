@@ -1,0 +1,235 @@
+//! One FETCH batch: every message's raw source goes to the blob store as it arrives (a bounded
+//! number of uploads in flight, so memory stays flat), then the batch's metadata is written in
+//! one `put_many`. Only after that may the caller advance the folder cursor. Writes are keyed
+//! on (account, folder, UIDVALIDITY, UID), so a retried batch rewrites the same items.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mailroom_core::domain::MessageMeta;
+use mailroom_core::ports::BlobStore;
+use mailroom_core::records::{MessageKey, Repository};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::SyncError;
+use crate::imap::{FetchedMessage, ImapSession};
+use crate::mime::parse_fields;
+
+/// What a FETCH asks for.
+pub(crate) fn fetch_items(gmail: bool) -> &'static str {
+    if gmail {
+        "(UID FLAGS INTERNALDATE RFC822.SIZE X-GM-MSGID X-GM-THRID BODY.PEEK[])"
+    } else {
+        "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])"
+    }
+}
+
+/// A message stored under an older UIDVALIDITY, kept while a re-synced folder is matched up.
+#[derive(Debug, Clone)]
+pub(crate) struct OldMessage {
+    pub key: MessageKey,
+    pub blob_key: String,
+    pub stored_at: i64,
+}
+
+/// Old messages by match key: Message-ID and size, else the content hash.
+pub(crate) type ReconcileMap = HashMap<String, OldMessage>;
+
+pub(crate) fn match_key(message_id: Option<&str>, size: u64, sha256: &str) -> String {
+    match message_id {
+        Some(id) => format!("mid:{id}:{size}"),
+        None => format!("sha:{sha256}"),
+    }
+}
+
+/// Where the batch writes and what it needs to know.
+pub(crate) struct BatchTarget<'a> {
+    pub repo: &'a Repository,
+    pub blobs: &'a Arc<dyn BlobStore>,
+    pub account_id: &'a str,
+    pub folder: &'a str,
+    pub uid_validity: u32,
+    pub max_in_flight: usize,
+    pub now: i64,
+}
+
+/// What one batch stored.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct BatchResult {
+    pub fetched: u64,
+    pub new: u64,
+    pub reconciled: u64,
+    pub bytes: u64,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn to_meta(
+    target: &BatchTarget<'_>,
+    m: &FetchedMessage,
+    body: &[u8],
+    blob_key: String,
+) -> MessageMeta {
+    let fields = parse_fields(body);
+    let key = MessageKey::new(target.folder, target.uid_validity, m.uid);
+    let thread_key = match m.gmail_thrid {
+        Some(thrid) => Some(format!("gm:{thrid}")),
+        None => fields.thread_key(),
+    };
+    MessageMeta {
+        id: key.message_id(),
+        account_id: target.account_id.to_owned(),
+        folder: target.folder.to_owned(),
+        uid_validity: target.uid_validity,
+        uid: m.uid,
+        message_id_header: fields.message_id,
+        in_reply_to: fields.in_reply_to,
+        references: fields.references,
+        thread_key,
+        from: fields.from,
+        to: fields.to,
+        cc: fields.cc,
+        subject: fields.subject,
+        date: fields.date.or(m.internal_date),
+        size: m.size.map(u64::from).unwrap_or(body.len() as u64),
+        flags: m.flags.clone(),
+        snippet: fields.snippet,
+        attachments: fields.attachments,
+        provider_message_id: m.gmail_msgid.map(|id| id.to_string()),
+        blob_key,
+        parsed: fields.parsed,
+        content_sha256: Some(hex(&Sha256::digest(body))),
+        stored_at: target.now,
+    }
+}
+
+/// Fetches `set` and stores every message in it whose UID passes `wanted`.
+pub(crate) async fn fetch_and_store(
+    session: &mut ImapSession,
+    target: &BatchTarget<'_>,
+    set: &str,
+    wanted: impl Fn(u32) -> bool,
+    reconcile: &mut ReconcileMap,
+) -> Result<BatchResult, SyncError> {
+    let mut result = BatchResult::default();
+    let mut metas = Vec::new();
+    let mut replaced = Vec::new();
+    let mut uploads: JoinSet<Result<(), mailroom_core::ports::BlobError>> = JoinSet::new();
+    let permits = Arc::new(Semaphore::new(target.max_in_flight.max(1)));
+
+    session
+        .start_fetch(set, fetch_items(session.gmail()))
+        .await?;
+    while let Some(m) = session.next_fetched().await? {
+        // `UID FETCH n:*` returns the highest message even when its UID is below n.
+        if m.uid == 0 || !wanted(m.uid) {
+            continue;
+        }
+        let Some(body) = m.body.clone() else {
+            tracing::warn!(
+                uid = m.uid,
+                folder = target.folder,
+                "FETCH returned no body"
+            );
+            continue;
+        };
+        result.fetched += 1;
+        result.bytes += body.len() as u64;
+        let key = MessageKey::new(target.folder, target.uid_validity, m.uid);
+        // On Gmail one message shows under several labels: one blob per X-GM-MSGID.
+        let fresh_blob_key = match m.gmail_msgid {
+            Some(id) => format!(
+                "{}gm/{id}.eml",
+                mailroom_core::records::message_blob_prefix(target.account_id)
+            ),
+            None => key.blob_key(target.account_id),
+        };
+        let mut meta = to_meta(target, &m, &body, fresh_blob_key);
+        let old = if reconcile.is_empty() {
+            None
+        } else {
+            let sha = meta.content_sha256.clone().unwrap_or_default();
+            reconcile.remove(&match_key(
+                meta.message_id_header.as_deref(),
+                meta.size,
+                &sha,
+            ))
+        };
+        match old {
+            Some(old) => {
+                // The same message under a new UIDVALIDITY: keep its blob and first-seen time.
+                meta.blob_key = old.blob_key;
+                meta.stored_at = old.stored_at;
+                replaced.push(old.key);
+                result.reconciled += 1;
+            }
+            None => {
+                result.new += 1;
+                let permit = permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| SyncError::Internal("the upload limiter closed".into()))?;
+                let blobs = target.blobs.clone();
+                let blob_key = meta.blob_key.clone();
+                uploads.spawn(async move {
+                    let out = blobs.put(&blob_key, body).await;
+                    drop(permit);
+                    out
+                });
+            }
+        }
+        metas.push(meta);
+        // Surface upload failures early instead of after the whole batch.
+        while let Some(done) = uploads.try_join_next() {
+            done.map_err(|e| SyncError::Internal(format!("a blob upload task failed: {e}")))??;
+        }
+    }
+    while let Some(done) = uploads.join_next().await {
+        done.map_err(|e| SyncError::Internal(format!("a blob upload task failed: {e}")))??;
+    }
+    target.repo.put_messages(&metas).await?;
+    if !replaced.is_empty() {
+        target
+            .repo
+            .delete_messages(target.account_id, &replaced)
+            .await?;
+    }
+    Ok(result)
+}
+
+/// Loads the messages stored under `old_validity` for matching.
+pub(crate) async fn load_reconcile_map(
+    repo: &Repository,
+    account_id: &str,
+    folder: &str,
+    old_validity: u32,
+) -> Result<ReconcileMap, SyncError> {
+    let mut map = ReconcileMap::new();
+    let mut after = None;
+    loop {
+        let page = repo
+            .messages_of_validity(account_id, folder, old_validity, after, 500)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(map);
+        };
+        after = Some(last.uid);
+        for meta in page {
+            let sha = meta.content_sha256.clone().unwrap_or_default();
+            let k = match_key(meta.message_id_header.as_deref(), meta.size, &sha);
+            map.insert(
+                k,
+                OldMessage {
+                    key: MessageKey::new(folder, old_validity, meta.uid),
+                    blob_key: meta.blob_key,
+                    stored_at: meta.stored_at,
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! One folder's sync: skip it when STATUS shows nothing changed, else fetch new mail above the
+//! cursor, apply CONDSTORE flag changes, and continue the newest-first backfill, each batch
+//! stored before the cursor moves past it.
+
+use mailroom_core::domain::FolderCursor;
+use tokio::time::Instant;
+
+use super::batch::{BatchResult, BatchTarget, ReconcileMap, fetch_and_store, load_reconcile_map};
+use super::{SyncError, SyncSettings};
+use crate::imap::{FolderStatus, ImapSession};
+use mailroom_core::records::MessageKey;
+
+/// What happened in one folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FolderReport {
+    pub folder: String,
+    pub new_messages: u64,
+    pub reconciled: u64,
+    pub flag_updates: u64,
+    pub bytes: u64,
+    /// Nothing changed: no SELECT, no FETCH.
+    pub unchanged: bool,
+    /// Stopped at the deadline with work left.
+    pub incomplete: bool,
+    pub uid_validity_changed: bool,
+    pub message_count: u64,
+}
+
+/// Whether STATUS proves there is nothing to do.
+fn unchanged(cursor: &FolderCursor, status: &FolderStatus) -> bool {
+    status.uid_next != 0
+        && cursor.uid_validity == status.uid_validity
+        && status.uid_next <= cursor.last_uid.saturating_add(1)
+        && cursor.backfill_below == 0
+        && cursor.reconcile_validity.is_none()
+        && (cursor.highest_modseq.is_none() || status.highest_modseq == cursor.highest_modseq)
+}
+
+/// A cursor for a folder seen for the first time (or again after a UIDVALIDITY change): new
+/// mail starts above today's top, the backfill walks down from it.
+fn fresh_cursor(folder: &str, status: &FolderStatus, now: i64) -> FolderCursor {
+    FolderCursor {
+        folder: folder.to_owned(),
+        uid_validity: status.uid_validity,
+        last_uid: status.uid_next.saturating_sub(1),
+        backfill_below: status.uid_next.max(1),
+        backfill_floor: 0,
+        reconcile_validity: None,
+        highest_modseq: status.highest_modseq,
+        message_count: 0,
+        updated_at: now,
+    }
+}
+
+fn add(report: &mut FolderReport, cursor: &mut FolderCursor, r: BatchResult) {
+    report.new_messages += r.new;
+    report.reconciled += r.reconciled;
+    report.bytes += r.bytes;
+    cursor.message_count += r.new;
+}
+
+/// IMAP's date format for SEARCH SINCE.
+fn imap_date(unix: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(unix, 0)
+        .unwrap_or_default()
+        .format("%d-%b-%Y")
+        .to_string()
+}
+
+pub(crate) struct FolderJob<'a> {
+    pub target: BatchTarget<'a>,
+    pub settings: &'a SyncSettings,
+    pub deadline: Instant,
+}
+
+impl FolderJob<'_> {
+    async fn save(&self, cursor: &mut FolderCursor) -> Result<(), SyncError> {
+        cursor.updated_at = self.target.now;
+        self.target
+            .repo
+            .put_folder_cursor(self.target.account_id, cursor)
+            .await?;
+        Ok(())
+    }
+
+    fn out_of_time(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Syncs the folder; `cursor` is its stored cursor, if any.
+    pub(crate) async fn run(
+        &mut self,
+        session: &mut ImapSession,
+        stored: Option<FolderCursor>,
+    ) -> Result<FolderReport, SyncError> {
+        let folder = self.target.folder.to_owned();
+        let mut report = FolderReport {
+            folder: folder.clone(),
+            ..Default::default()
+        };
+        if let Some(c) = &stored {
+            let status = session.status(&folder).await?;
+            if unchanged(c, &status) {
+                report.unchanged = true;
+                report.message_count = c.message_count;
+                return Ok(report);
+            }
+        }
+        let selected = session.open(&folder).await?;
+        let mut cursor = match stored {
+            None => fresh_cursor(&folder, &selected, self.target.now),
+            Some(c) if c.uid_validity != selected.uid_validity => {
+                tracing::warn!(
+                    folder = %folder,
+                    old = c.uid_validity,
+                    new = selected.uid_validity,
+                    "UIDVALIDITY changed: re-syncing the folder"
+                );
+                report.uid_validity_changed = true;
+                let mut fresh = fresh_cursor(&folder, &selected, self.target.now);
+                // The messages stored under the old validity are matched as the folder is
+                // fetched again; a second change before that ends keeps the oldest unmatched.
+                fresh.reconcile_validity = c.reconcile_validity.or(Some(c.uid_validity));
+                fresh.message_count = c.message_count;
+                fresh
+            }
+            Some(c) => c,
+        };
+        self.target.uid_validity = cursor.uid_validity;
+        let mut reconcile = match cursor.reconcile_validity {
+            Some(old) => {
+                load_reconcile_map(self.target.repo, self.target.account_id, &folder, old).await?
+            }
+            None => ReconcileMap::new(),
+        };
+        self.save(&mut cursor).await?;
+
+        let done_new = self
+            .new_mail(session, &mut cursor, &selected, &mut report, &mut reconcile)
+            .await?;
+        if done_new {
+            report.flag_updates = self.flag_changes(session, &mut cursor, &selected).await?;
+        }
+        let done_backfill = done_new
+            && self
+                .backfill(session, &mut cursor, &mut report, &mut reconcile)
+                .await?;
+        if done_backfill && cursor.reconcile_validity.take().is_some() {
+            // Old-validity messages that matched nothing stay stored, as expunged mail does.
+            tracing::info!(folder = %folder, unmatched = reconcile.len(), "UIDVALIDITY reconciliation finished");
+        }
+        report.incomplete = !(done_new && done_backfill);
+        report.message_count = cursor.message_count;
+        self.save(&mut cursor).await?;
+        Ok(report)
+    }
+
+    /// New mail above the cursor, oldest first so the cursor only moves up. Returns false when
+    /// the deadline stopped it.
+    async fn new_mail(
+        &mut self,
+        session: &mut ImapSession,
+        cursor: &mut FolderCursor,
+        selected: &FolderStatus,
+        report: &mut FolderReport,
+        reconcile: &mut ReconcileMap,
+    ) -> Result<bool, SyncError> {
+        if selected.uid_next != 0 && selected.uid_next <= cursor.last_uid.saturating_add(1) {
+            return Ok(true);
+        }
+        let above = cursor.last_uid;
+        let uids: Vec<u32> = session
+            .uid_search(&format!("UID {}:*", above.saturating_add(1)))
+            .await?
+            .into_iter()
+            .filter(|uid| *uid > above)
+            .collect();
+        for chunk in uids.chunks(self.settings.batch_size.max(1)) {
+            if self.out_of_time() {
+                return Ok(false);
+            }
+            let (lo, hi) = (chunk[0], chunk[chunk.len() - 1]);
+            let r = fetch_and_store(
+                session,
+                &self.target,
+                &format!("{lo}:{hi}"),
+                |uid| uid > above && uid >= lo && uid <= hi,
+                reconcile,
+            )
+            .await?;
+            add(report, cursor, r);
+            cursor.last_uid = cursor.last_uid.max(hi);
+            self.save(cursor).await?;
+        }
+        // Everything below UIDNEXT (as of SELECT) has been handled, even UIDs already expunged.
+        cursor.last_uid = cursor.last_uid.max(selected.uid_next.saturating_sub(1));
+        Ok(true)
+    }
+
+    /// CONDSTORE: flags changed since the stored HIGHESTMODSEQ.
+    async fn flag_changes(
+        &mut self,
+        session: &mut ImapSession,
+        cursor: &mut FolderCursor,
+        selected: &FolderStatus,
+    ) -> Result<u64, SyncError> {
+        let (Some(known), Some(now)) = (cursor.highest_modseq, selected.highest_modseq) else {
+            cursor.highest_modseq = selected.highest_modseq;
+            return Ok(0);
+        };
+        if now <= known || cursor.last_uid == 0 {
+            cursor.highest_modseq = Some(now);
+            return Ok(0);
+        }
+        session
+            .start_fetch(
+                &format!("1:{}", cursor.last_uid),
+                &format!("(UID FLAGS) (CHANGEDSINCE {known})"),
+            )
+            .await?;
+        let mut changes = Vec::new();
+        while let Some(m) = session.next_fetched().await? {
+            if m.uid != 0 && m.uid <= cursor.last_uid {
+                changes.push((m.uid, m.flags));
+            }
+        }
+        let mut updated = 0;
+        for (uid, flags) in changes {
+            let key = MessageKey::new(self.target.folder, cursor.uid_validity, uid);
+            if self
+                .target
+                .repo
+                .set_message_flags(self.target.account_id, &key, &flags)
+                .await?
+            {
+                updated += 1;
+            }
+        }
+        cursor.highest_modseq = Some(now);
+        Ok(updated)
+    }
+
+    /// The first sync's walk down from the top, newest first, bounded by the backfill limit.
+    /// Returns false when the deadline stopped it.
+    async fn backfill(
+        &mut self,
+        session: &mut ImapSession,
+        cursor: &mut FolderCursor,
+        report: &mut FolderReport,
+        reconcile: &mut ReconcileMap,
+    ) -> Result<bool, SyncError> {
+        if cursor.backfill_below <= 1 || cursor.backfill_below <= cursor.backfill_floor {
+            cursor.backfill_below = 0;
+            return Ok(true);
+        }
+        let mut query = format!("UID 1:{}", cursor.backfill_below - 1);
+        if let Some(days) = self.settings.backfill_days {
+            query.push_str(&format!(
+                " SINCE {}",
+                imap_date(self.target.now - i64::from(days) * 86_400)
+            ));
+        }
+        let mut uids: Vec<u32> = session
+            .uid_search(&query)
+            .await?
+            .into_iter()
+            .filter(|uid| *uid < cursor.backfill_below)
+            .collect();
+        if cursor.backfill_floor == 0 {
+            // The limit is fixed once, when the backfill starts, so resumed runs agree on it.
+            cursor.backfill_floor = match self.settings.backfill_limit {
+                Some(limit) if uids.len() > limit as usize => uids[uids.len() - limit as usize],
+                _ => 1,
+            };
+            self.save(cursor).await?;
+        }
+        uids.retain(|uid| *uid >= cursor.backfill_floor);
+        uids.reverse();
+        for chunk in uids.chunks(self.settings.batch_size.max(1)) {
+            if self.out_of_time() {
+                return Ok(false);
+            }
+            let (hi, lo) = (chunk[0], chunk[chunk.len() - 1]);
+            let r = fetch_and_store(
+                session,
+                &self.target,
+                &format!("{lo}:{hi}"),
+                |uid| uid >= lo && uid <= hi,
+                reconcile,
+            )
+            .await?;
+            add(report, cursor, r);
+            cursor.backfill_below = lo;
+            self.save(cursor).await?;
+        }
+        cursor.backfill_below = 0;
+        Ok(true)
+    }
+}
