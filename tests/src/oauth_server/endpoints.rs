@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::Form;
 use axum::extract::{Query, State as AxState};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
@@ -41,7 +41,8 @@ fn back_to(redirect_uri: &url::Url, state: Option<&str>, params: &[(&str, &str)]
             q.append_pair("state", state);
         }
     }
-    Redirect::to(url.as_str()).into_response()
+    // 302 Found, as Microsoft and Google answer.
+    (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response()
 }
 
 pub async fn authorize(

@@ -4,6 +4,7 @@
 //! as the `test-oauth-server` binary.
 
 mod admin;
+pub mod connect;
 mod endpoints;
 pub mod jwt;
 pub mod state;
