@@ -1,4 +1,5 @@
 //! Test support.
 
 pub mod app;
+pub mod contract;
 pub mod oauth_server;

@@ -1,0 +1,212 @@
+//! The item store contract, part two: partition queries (prefix, pages, descending), the
+//! secondary index, and batch writes larger than one DynamoDB batch.
+
+use std::sync::Arc;
+
+use mailroom_core::ports::{Condition, IndexKey, Item, ItemKey, ItemStore, QueryRange, StoreError};
+use serde_json::json;
+
+use super::fixtures::{expired, item};
+
+fn sort_keys(items: &[Item]) -> Vec<&str> {
+    items.iter().map(|i| i.key.sk.as_str()).collect()
+}
+
+/// Reads every page; returns the sort keys of each page.
+async fn all_pages(
+    store: &dyn ItemStore,
+    pk: &str,
+    prefix: &str,
+    descending: bool,
+) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut start_after = None;
+    loop {
+        let range = QueryRange {
+            sk_prefix: prefix.into(),
+            start_after,
+            descending,
+            limit: 3,
+        };
+        let page = store.query(pk, range).await.unwrap();
+        pages.push(page.items.iter().map(|i| i.key.sk.clone()).collect());
+        match page.next {
+            Some(next) => start_after = Some(next),
+            None => return pages,
+        }
+    }
+}
+
+pub async fn query_pages(store: Arc<dyn ItemStore>) {
+    let mut items: Vec<Item> = ["A#1", "A#2", "A#3", "A#4", "A#5", "A#7", "A$", "B#1", "A"]
+        .into_iter()
+        .map(|sk| item("Q", sk))
+        .collect();
+    // Dead items in the middle of the range must not shorten pages.
+    items.push(expired("Q", "A#6"));
+    items.push(expired("Q", "A#0"));
+    // Neighbouring partitions must never leak in.
+    items.push(item("Q#", "A#9"));
+    items.push(item("Q2", "A#9"));
+    items.push(item("P", "A#9"));
+    store.put_many(items).await.unwrap();
+
+    let pages = all_pages(store.as_ref(), "Q", "A#", false).await;
+    assert_eq!(
+        pages,
+        vec![vec!["A#1", "A#2", "A#3"], vec!["A#4", "A#5", "A#7"]],
+        "ascending pages; `next` is None once no live item follows"
+    );
+    let pages = all_pages(store.as_ref(), "Q", "A#", true).await;
+    assert_eq!(
+        pages,
+        vec![vec!["A#7", "A#5", "A#4"], vec!["A#3", "A#2", "A#1"]]
+    );
+
+    let everything = store
+        .query(
+            "Q",
+            QueryRange {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sort_keys(&everything.items),
+        vec!["A", "A#1", "A#2", "A#3", "A#4", "A#5", "A#7", "A$", "B#1"]
+    );
+    assert_eq!(everything.next, None);
+    // Limit 0 means the store's cap.
+    let capped = store.query("Q", QueryRange::default()).await.unwrap();
+    assert_eq!(capped.items.len(), 9);
+
+    let partial = store
+        .query(
+            "Q",
+            QueryRange {
+                sk_prefix: "A#".into(),
+                start_after: Some("A#2".into()),
+                limit: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(sort_keys(&partial.items), vec!["A#3", "A#4"]);
+    assert_eq!(partial.next.as_deref(), Some("A#4"));
+
+    let outside = store
+        .query(
+            "Q",
+            QueryRange {
+                sk_prefix: "A#".into(),
+                start_after: Some("B#1".into()),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(outside, Err(StoreError::Invalid(_))),
+        "{outside:?}"
+    );
+    let empty = store.query("NOTHING", QueryRange::default()).await.unwrap();
+    assert!(empty.items.is_empty() && empty.next.is_none());
+}
+
+fn indexed(pk: &str, index_pk: &str, index_sk: &str) -> Item {
+    let mut i = item(pk, "META");
+    i.index = Some(IndexKey {
+        pk: index_pk.into(),
+        sk: index_sk.into(),
+    });
+    i
+}
+
+pub async fn index_bounds(store: Arc<dyn ItemStore>) {
+    let due = "IDX";
+    store
+        .put_many(vec![
+            indexed("acct-c", due, "000000000300#c"),
+            indexed("acct-a", due, "000000000100#a"),
+            indexed("acct-b", due, "000000000200#b"),
+            indexed("acct-d", due, "000000000400#d"),
+            indexed("acct-x", "OTHER", "000000000100#x"),
+            item("acct-none", "META"),
+        ])
+        .await
+        .unwrap();
+    let names = |items: Vec<Item>| -> Vec<String> { items.into_iter().map(|i| i.key.pk).collect() };
+
+    // Inclusive upper bound, ascending, limited, one index partition only.
+    let got = store.query_index(due, "000000000300#~", 10).await.unwrap();
+    assert_eq!(names(got), vec!["acct-a", "acct-b", "acct-c"]);
+    let got = store.query_index(due, "000000000200#b", 10).await.unwrap();
+    assert_eq!(names(got), vec!["acct-a", "acct-b"]);
+    let got = store.query_index(due, "000000000999#~", 2).await.unwrap();
+    assert_eq!(names(got), vec!["acct-a", "acct-b"]);
+    assert!(
+        store
+            .query_index(due, "000000000099", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Re-putting an item moves its index entry; dropping the index key removes it.
+    store
+        .put(indexed("acct-a", due, "000000000500#a"), Condition::None)
+        .await
+        .unwrap();
+    store
+        .put(item("acct-b", "META"), Condition::None)
+        .await
+        .unwrap();
+    store
+        .delete(&ItemKey::new("acct-c", "META"), Condition::None)
+        .await
+        .unwrap();
+    let got = store.query_index(due, "000000000999#~", 10).await.unwrap();
+    assert_eq!(names(got.clone()), vec!["acct-d", "acct-a"]);
+    assert_eq!(
+        got[1].attributes["name"],
+        json!("META"),
+        "index reads return whole items"
+    );
+}
+
+pub async fn put_many_and_delete_many(store: Arc<dyn ItemStore>) {
+    let mut items: Vec<Item> = (0..60).map(|i| item("MANY", &format!("{i:03}"))).collect();
+    // A repeated key: the last one wins.
+    let mut again = item("MANY", "007");
+    again.attributes.insert("name".into(), json!("second"));
+    items.push(again);
+    store.put_many(items).await.unwrap();
+    let page = store
+        .query(
+            "MANY",
+            QueryRange {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 60);
+    assert_eq!(page.items[7].attributes["name"], json!("second"));
+
+    let mut keys: Vec<ItemKey> = (0..55)
+        .map(|i| ItemKey::new("MANY", format!("{i:03}")))
+        .collect();
+    keys.push(ItemKey::new("MANY", "000"));
+    keys.push(ItemKey::new("MANY", "absent"));
+    store.delete_many(keys).await.unwrap();
+    let page = store.query("MANY", QueryRange::default()).await.unwrap();
+    assert_eq!(
+        sort_keys(&page.items),
+        vec!["055", "056", "057", "058", "059"]
+    );
+    store.put_many(Vec::new()).await.unwrap();
+    store.delete_many(Vec::new()).await.unwrap();
+}
