@@ -1,7 +1,8 @@
 //! Connecting a mailbox through the public HTTP interface against the test OAuth provider:
 //! the full flow, re-connect, and every way a callback must refuse.
 
-use mailroom_core::domain::OAuthState;
+use mailroom_core::domain::{MessageMeta, OAuthState};
+use mailroom_core::records::MessageKey;
 use mailroom_core::time::now_unix;
 use mailroom_core::{ExposeSecret, SecretString};
 use mailroom_tests::app::{TEST_RETURN_ORIGIN, TestApp};
@@ -365,6 +366,25 @@ async fn a_callback_without_return_to_shows_a_page() {
 async fn deleting_an_account_removes_its_records() {
     let (app, oauth) = setup().await;
     let id = connect_mailbox(&app, "test", "o", "judy@example.test").await;
+    // A synced message: metadata in the store, raw source in the blob store.
+    let key = MessageKey::new("INBOX", 7, 42);
+    let blob_key = key.blob_key(&id);
+    let meta = MessageMeta {
+        id: key.message_id(),
+        account_id: id.clone(),
+        folder: "INBOX".into(),
+        uid_validity: 7,
+        uid: 42,
+        blob_key: blob_key.clone(),
+        size: 5,
+        ..Default::default()
+    };
+    app.services.repo.put_messages(&[meta]).await.unwrap();
+    app.services
+        .blobs
+        .put(&blob_key, b"hello".to_vec().into())
+        .await
+        .unwrap();
     let response = app
         .authed(Method::DELETE, &format!("/v1/accounts/{id}"))
         .send()
@@ -372,6 +392,15 @@ async fn deleting_an_account_removes_its_records() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(app.services.repo.get_account(&id).await.unwrap().is_none());
+    assert!(
+        app.services
+            .repo
+            .get_message(&id, &key)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(app.services.blobs.get(&blob_key).await.unwrap().is_none());
     let again = app
         .authed(Method::GET, &format!("/v1/accounts/{id}"))
         .send()

@@ -96,11 +96,26 @@ async fn show(
     Ok(Json(account_view(&load(&services, &id).await?)))
 }
 
-/// Removes what the account owns outside its own records: synced messages and their raw blobs.
-/// HOOK: the sync module adds its message and blob deletion here. It runs before the records are
-/// removed, so a failure leaves the account in place and the DELETE can be retried.
-async fn remove_account_content(_services: &AppState, _account: &Account) -> Result<(), Problem> {
-    Ok(())
+/// Removes what the account owns outside its own records: synced message metadata and raw
+/// blobs. It runs before the records are removed, so a failure leaves the account in place and
+/// the DELETE can be retried.
+async fn remove_account_content(services: &AppState, account: &Account) -> Result<(), Problem> {
+    use mailroom_mail::sync::{SyncError, delete_account_messages};
+    match delete_account_messages(&services.repo, services.blobs.as_ref(), &account.id).await {
+        Ok(deleted) => {
+            tracing::info!(account_id = %account.id, deleted, "account messages deleted");
+            Ok(())
+        }
+        Err(SyncError::Store(e)) => Err(e.into()),
+        Err(SyncError::Blob(e)) => {
+            tracing::warn!(account_id = %account.id, error = %e, "blob store unavailable");
+            Err(Problem::unavailable(
+                "the message store is temporarily unavailable; retry the delete",
+                2,
+            ))
+        }
+        Err(other) => Err(Problem::internal(&other)),
+    }
 }
 
 async fn remove(
