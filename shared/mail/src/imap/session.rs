@@ -251,6 +251,11 @@ impl ImapSession {
         }
     }
 
+    /// The underlying async-imap session, for commands sync does not need (tests, tools).
+    pub fn raw(&mut self) -> &mut Session<BoxedIo> {
+        &mut self.inner
+    }
+
     /// Says goodbye; errors are ignored (the session ends either way).
     pub async fn logout(mut self) {
         let _ = self.connector.within("LOGOUT", self.inner.logout()).await;

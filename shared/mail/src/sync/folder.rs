@@ -135,11 +135,16 @@ impl FolderJob<'_> {
         };
         self.save(&mut cursor).await?;
 
+        // Flag changes only matter for messages stored before this run; new ones came with
+        // their current flags.
+        let known_last = cursor.last_uid;
         let done_new = self
             .new_mail(session, &mut cursor, &selected, &mut report, &mut reconcile)
             .await?;
         if done_new {
-            report.flag_updates = self.flag_changes(session, &mut cursor, &selected).await?;
+            report.flag_updates = self
+                .flag_changes(session, &mut cursor, &selected, known_last)
+                .await?;
         }
         let done_backfill = done_new
             && self
@@ -203,24 +208,25 @@ impl FolderJob<'_> {
         session: &mut ImapSession,
         cursor: &mut FolderCursor,
         selected: &FolderStatus,
+        known_last: u32,
     ) -> Result<u64, SyncError> {
         let (Some(known), Some(now)) = (cursor.highest_modseq, selected.highest_modseq) else {
             cursor.highest_modseq = selected.highest_modseq;
             return Ok(0);
         };
-        if now <= known || cursor.last_uid == 0 {
+        if now <= known || known_last == 0 {
             cursor.highest_modseq = Some(now);
             return Ok(0);
         }
         session
             .start_fetch(
-                &format!("1:{}", cursor.last_uid),
+                &format!("1:{known_last}"),
                 &format!("(UID FLAGS) (CHANGEDSINCE {known})"),
             )
             .await?;
         let mut changes = Vec::new();
         while let Some(m) = session.next_fetched().await? {
-            if m.uid != 0 && m.uid <= cursor.last_uid {
+            if m.uid != 0 && m.uid <= known_last {
                 changes.push((m.uid, m.flags));
             }
         }

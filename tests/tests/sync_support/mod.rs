@@ -1,0 +1,495 @@
+//! Support for the sync tests: the real Dovecot and test OAuth server started by `tests/run`, a
+//! mailbox per test (unique user), mail delivered over LMTP or appended over IMAP, a recorder of
+//! the IMAP commands Dovecot receives, and a TCP proxy that can cut or hold a connection.
+
+#![allow(dead_code)]
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use mailroom_core::domain::{
+    Account, AccountStatus, MailEndpoint, ProviderKind, ProviderSettings, ProviderStatus, TlsMode,
+    Tokens,
+};
+use mailroom_core::time::now_unix;
+use mailroom_mail::imap::{BoxedIo, ImapConnector, StreamWrapper};
+use mailroom_mail::sync::{SyncEngine, SyncSettings};
+use mailroom_tests::app::{TestApp, server_env};
+use rustls::ClientConfig;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// The test servers' coordinates, from the env file `tests/run` sources.
+pub struct Servers {
+    pub imap_port: u16,
+    pub lmtp_port: u16,
+    pub oauth_url: String,
+    pub ca: String,
+}
+
+pub fn servers() -> Servers {
+    let port = |name: &str| -> u16 {
+        server_env(name)
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} is not a port"))
+    };
+    Servers {
+        imap_port: port("MAILROOM_TEST_IMAP_PORT"),
+        lmtp_port: port("MAILROOM_TEST_LMTP_PORT"),
+        oauth_url: server_env("MAILROOM_TEST_OAUTH_URL"),
+        ca: server_env("MAILROOM_TEST_CA"),
+    }
+}
+
+/// A client TLS configuration trusting only the test CA.
+pub fn test_tls(ca: &str) -> Arc<ClientConfig> {
+    mailroom_runtime::tls::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("read the test CA") {
+        roots
+            .add(cert.expect("a PEM certificate"))
+            .expect("add the test CA");
+    }
+    Arc::new(
+        ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{:016x}", rand::random::<u64>())
+}
+
+/// Calls the test OAuth server's admin API.
+pub async fn oauth_admin(path: &str, body: Value) -> Value {
+    let url = format!("{}{path}", servers().oauth_url);
+    let response = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("reach the test OAuth server");
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().await.expect("admin JSON")
+}
+
+/// One test's mailbox: a unique Dovecot user, an app with embedded backends, provider settings
+/// pointing at the test servers and an account holding tokens issued for the user.
+pub struct Mailbox {
+    pub app: TestApp,
+    pub email: String,
+    pub account_id: String,
+    pub provider_id: String,
+    pub tls: Arc<ClientConfig>,
+}
+
+impl Mailbox {
+    /// `imap_port` lets a test route IMAP through a proxy; `token_len` sets the access token size.
+    pub async fn create(imap_port: Option<u16>, token_len: Option<usize>, extra: Value) -> Self {
+        let s = servers();
+        let app = TestApp::spawn().await;
+        let email = format!("{}@example.test", unique("user-"));
+        let mut issue = json!({"email": email});
+        if let Some(len) = token_len {
+            issue["access_token_len"] = json!(len);
+        }
+        let issued = oauth_admin("/admin/issue", issue).await;
+        let now = now_unix();
+        let provider_id = unique("prov-");
+        let provider = ProviderSettings {
+            id: provider_id.clone(),
+            kind: ProviderKind::OAuth2,
+            client_id: "mailroom-sync-tests".into(),
+            client_secret: SecretString::from("test-secret"),
+            tenant: None,
+            cloud: None,
+            authorize_url: format!("{}/authorize", s.oauth_url),
+            token_url: format!("{}/token", s.oauth_url),
+            scopes: vec!["openid".into(), "email".into()],
+            imap: MailEndpoint {
+                host: "localhost".into(),
+                port: imap_port.unwrap_or(s.imap_port),
+                tls: TlsMode::Implicit,
+            },
+            smtp: MailEndpoint {
+                host: "localhost".into(),
+                port: 587,
+                tls: TlsMode::Starttls,
+            },
+            status: ProviderStatus::Ok,
+            status_reason: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        app.services
+            .repo
+            .put_provider(&provider, None)
+            .await
+            .expect("store provider settings");
+        let account_id = unique("acct-");
+        let token = |name: &str| SecretString::from(issued[name].as_str().expect(name).to_owned());
+        let account = Account {
+            id: account_id.clone(),
+            owner: "sync-tests".into(),
+            provider_id: provider_id.clone(),
+            email: email.clone(),
+            identity: format!("test|{email}"),
+            status: AccountStatus::Active,
+            status_reason: None,
+            tokens: Tokens {
+                access_token: token("access_token"),
+                refresh_token: token("refresh_token"),
+                access_expires_at: now + issued["expires_in"].as_i64().unwrap_or(3600),
+            },
+            granted_scopes: vec![],
+            created_at: now,
+            updated_at: now,
+            next_sync_at: now,
+            last_sync_at: None,
+            last_error: None,
+            failure_count: 0,
+            extra: extra.as_object().cloned().unwrap_or_default(),
+            version: 1,
+        };
+        app.services
+            .repo
+            .create_account(&account)
+            .await
+            .expect("create the account");
+        Mailbox {
+            app,
+            email,
+            account_id,
+            provider_id,
+            tls: test_tls(&s.ca),
+        }
+    }
+
+    /// A sync engine over the app's services; `wrapper` sees the decrypted IMAP stream.
+    pub fn engine(&self, settings: SyncSettings, wrapper: Option<StreamWrapper>) -> SyncEngine {
+        let mut connector = ImapConnector::new(self.tls.clone(), Duration::from_secs(30));
+        if let Some(w) = wrapper {
+            connector = connector.with_wrapper(w);
+        }
+        let services = &self.app.services;
+        SyncEngine::new(
+            services.repo.clone(),
+            services.blobs.clone(),
+            services.tokens.clone(),
+            connector,
+            settings,
+        )
+    }
+
+    pub async fn account(&self) -> Account {
+        self.app
+            .services
+            .repo
+            .get_account(&self.account_id)
+            .await
+            .expect("read the account")
+            .expect("the account exists")
+    }
+
+    /// Every stored message of a folder, newest first.
+    pub async fn stored(&self, folder: &str) -> Vec<mailroom_core::domain::MessageMeta> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .app
+                .services
+                .repo
+                .list_messages(&self.account_id, folder, cursor.as_deref(), 200)
+                .await
+                .expect("list messages");
+            out.extend(page.messages);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return out,
+            }
+        }
+    }
+
+    /// An IMAP session as the mailbox's user, straight to Dovecot (to append, rename…).
+    pub async fn admin_session(&self) -> mailroom_mail::imap::ImapSession {
+        let s = servers();
+        let issued = oauth_admin("/admin/issue", json!({"email": self.email})).await;
+        let token = SecretString::from(issued["access_token"].as_str().expect("token").to_owned());
+        ImapConnector::new(self.tls.clone(), Duration::from_secs(30))
+            .open_session(
+                &MailEndpoint {
+                    host: "localhost".into(),
+                    port: s.imap_port,
+                    tls: TlsMode::Implicit,
+                },
+                &self.email,
+                &token,
+            )
+            .await
+            .expect("admin IMAP session")
+    }
+}
+
+/// A test message with a unique Message-ID.
+pub fn message(tag: &str, i: usize, body_lines: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: Sender <sender@example.test>\r\nTo: rcpt@example.test\r\nSubject: {tag} {i}\r\n\
+Message-ID: <{tag}-{i}@example.test>\r\nDate: Tue, 1 Jul 2025 10:00:00 +0000\r\n\
+MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    );
+    for line in 0..body_lines {
+        m.push_str(&format!(
+            "{tag} message {i}, line {line}: lorem ipsum dolor sit amet\r\n"
+        ));
+    }
+    m.into_bytes()
+}
+
+async fn lmtp_reply(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>, expect: &str) {
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.expect("LMTP reply");
+        assert!(
+            line.starts_with(expect),
+            "LMTP: expected {expect}, got {line:?}"
+        );
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return;
+        }
+    }
+}
+
+/// Delivers messages into `to`'s INBOX over Dovecot's LMTP, in one session.
+pub async fn deliver(to: &str, messages: &[Vec<u8>]) {
+    let stream = TcpStream::connect(("127.0.0.1", servers().lmtp_port))
+        .await
+        .expect("connect to LMTP");
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    lmtp_reply(&mut reader, "220").await;
+    write.write_all(b"LHLO tests\r\n").await.expect("LHLO");
+    lmtp_reply(&mut reader, "250").await;
+    for m in messages {
+        write
+            .write_all(
+                format!("MAIL FROM:<sender@example.test>\r\nRCPT TO:<{to}>\r\nDATA\r\n").as_bytes(),
+            )
+            .await
+            .expect("envelope");
+        lmtp_reply(&mut reader, "250").await;
+        lmtp_reply(&mut reader, "250").await;
+        lmtp_reply(&mut reader, "354").await;
+        let mut data = Vec::with_capacity(m.len() + 8);
+        for line in m.split_inclusive(|b| *b == b'\n') {
+            if line.starts_with(b".") {
+                data.push(b'.');
+            }
+            data.extend_from_slice(line);
+        }
+        if !data.ends_with(b"\r\n") {
+            data.extend_from_slice(b"\r\n");
+        }
+        data.extend_from_slice(b".\r\n");
+        write.write_all(&data).await.expect("message data");
+        lmtp_reply(&mut reader, "250").await;
+    }
+    write.write_all(b"QUIT\r\n").await.expect("QUIT");
+}
+
+/// Records what the client writes on the decrypted IMAP stream.
+#[derive(Debug)]
+struct Recording<T> {
+    inner: T,
+    sent: Arc<Mutex<Vec<u8>>>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Recording<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Recording<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &polled {
+            self.sent
+                .lock()
+                .expect("recording lock")
+                .extend_from_slice(&buf[..*n]);
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The IMAP commands the server received, as a wrapper to plug into the connector.
+#[derive(Clone, Default)]
+pub struct CommandLog {
+    sent: Arc<Mutex<Vec<u8>>>,
+}
+
+impl CommandLog {
+    pub fn wrapper(&self) -> StreamWrapper {
+        let sent = self.sent.clone();
+        Arc::new(move |io: BoxedIo| -> BoxedIo {
+            Box::new(Recording {
+                inner: io,
+                sent: sent.clone(),
+            })
+        })
+    }
+
+    /// Tagged commands (`UID FETCH`, `SELECT`…) in order; SASL lines carry no tag and are skipped.
+    pub fn commands(&self) -> Vec<String> {
+        let sent = self.sent.lock().expect("recording lock").clone();
+        String::from_utf8_lossy(&sent)
+            .split("\r\n")
+            .filter_map(|line| {
+                let mut words = line.split(' ');
+                let tag = words.next()?;
+                let verb = words.next()?;
+                if tag.is_empty() || !tag.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return None;
+                }
+                Some(match verb.to_ascii_uppercase().as_str() {
+                    "UID" => format!("UID {}", words.next().unwrap_or("").to_ascii_uppercase()),
+                    v => v.to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// The tagged command lines themselves.
+    pub fn lines(&self) -> Vec<String> {
+        let sent = self.sent.lock().expect("recording lock").clone();
+        String::from_utf8_lossy(&sent)
+            .split("\r\n")
+            .filter(|line| {
+                line.split(' ').next().is_some_and(|tag| {
+                    !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_alphanumeric())
+                }) && line.contains(' ')
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn clear(&self) {
+        self.sent.lock().expect("recording lock").clear();
+    }
+}
+
+/// What the proxy does to the first connection through it (later ones pass untouched).
+pub enum ProxyMode {
+    Pass,
+    /// Cuts the first connection after this many bytes from the server.
+    CutFirstAfter(usize),
+    /// Holds the first connection (forwards nothing) until notified.
+    HoldFirst(Arc<Notify>),
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `target_port`.
+pub struct Proxy {
+    pub port: u16,
+    /// Connections accepted so far.
+    pub accepted: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Proxy {
+    pub async fn start(target_port: u16, mode: ProxyMode) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let mode = Arc::new(mode);
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let task = tokio::spawn(async move {
+            let mut first = true;
+            while let Ok((client, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mode = mode.clone();
+                let is_first = std::mem::replace(&mut first, false);
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)).await else {
+                        return;
+                    };
+                    let mut cut_after = usize::MAX;
+                    if is_first {
+                        match &*mode {
+                            ProxyMode::Pass => {}
+                            ProxyMode::CutFirstAfter(n) => cut_after = *n,
+                            ProxyMode::HoldFirst(gate) => gate.notified().await,
+                        }
+                    }
+                    pump(client, server, cut_after).await;
+                });
+            }
+        });
+        Proxy {
+            port,
+            accepted,
+            task,
+        }
+    }
+}
+
+async fn pump(client: TcpStream, server: TcpStream, cut_after: usize) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let upstream = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+    });
+    let mut forwarded = 0usize;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match server_read.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let n = n.min(cut_after - forwarded);
+        if client_write.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        forwarded += n;
+        if forwarded >= cut_after {
+            break;
+        }
+    }
+    // Dropping both halves closes the connection in the middle of whatever was in flight.
+    upstream.abort();
+}
