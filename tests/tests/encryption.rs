@@ -95,6 +95,8 @@ both_backends!(
     moved_ciphertext_is_refused,
     racing_account_updates,
     data_key_cache,
+    leases,
+    oauth_states,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,8 +4,12 @@
 use std::sync::Arc;
 
 use aws_sdk_sqs::types::QueueAttributeName;
+use mailroom_aws::{AwsClients, ProvisionError, provision};
 use mailroom_core::ports::{BlobStore, Job, JobQueue, QueueError};
-use mailroom_embedded::{DirBlobStore, InProcessQueue};
+use mailroom_core::ports::{Condition, ItemKey, ItemStore};
+use mailroom_core::time::now_unix;
+use mailroom_embedded::{DirBlobStore, InProcessQueue, RedbStore};
+use mailroom_tests::contract::fixtures::{expired, item};
 use mailroom_tests::contract::{backends, blobs, query, store};
 
 /// Runs each contract function against a fresh redb store and a fresh DynamoDB table.
@@ -182,4 +186,108 @@ async fn sqs_queue() {
         attrs.contains_key(&QueueAttributeName::RedrivePolicy),
         "the DLQ is wired"
     );
+}
+
+#[tokio::test]
+async fn provisioning_is_idempotent() {
+    let moto = backends::moto("prov").await;
+    let clients = AwsClients::new(&moto.config, true);
+    let again = provision::provision(&clients, &moto.settings)
+        .await
+        .unwrap();
+    assert_eq!(
+        again, moto.backends.provisioned,
+        "same queue and key on a second start"
+    );
+    assert!(again.queue_url.ends_with(&moto.settings.queue));
+
+    // What was created, seen through the SDK.
+    let table = clients
+        .dynamodb
+        .describe_table()
+        .table_name(&moto.settings.table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let indexes: Vec<&str> = table
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|i| i.index_name())
+        .collect();
+    assert_eq!(indexes, vec![mailroom_aws::GSI1]);
+    let ttl = clients
+        .dynamodb
+        .describe_time_to_live()
+        .table_name(&moto.settings.table)
+        .send()
+        .await
+        .unwrap()
+        .time_to_live_description
+        .unwrap();
+    assert_eq!(ttl.attribute_name(), Some("ttl"));
+    clients
+        .s3
+        .head_bucket()
+        .bucket(&moto.settings.bucket)
+        .send()
+        .await
+        .unwrap();
+    let key = clients
+        .kms
+        .describe_key()
+        .key_id(&again.kms_key_id)
+        .send()
+        .await
+        .unwrap();
+    assert!(key.key_metadata.unwrap().enabled);
+
+    // Without auto-create nothing is created: a key id is required, the queue URL is resolved.
+    let mut manual = moto.settings.clone();
+    manual.auto_create = false;
+    assert!(matches!(
+        provision::provision(&clients, &manual).await,
+        Err(ProvisionError::MissingKey)
+    ));
+    manual.kms_key_id = Some(again.kms_key_id.clone());
+    assert_eq!(
+        provision::provision(&clients, &manual).await.unwrap(),
+        again
+    );
+    manual.queue = backends::unique_name("absent");
+    assert!(matches!(
+        provision::provision(&clients, &manual).await,
+        Err(ProvisionError::Queue { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_keeps_data_across_reopen_and_purges_expired_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("items.redb");
+    {
+        let store = RedbStore::open(&path).unwrap();
+        store.put(item("KEEP", "a"), Condition::None).await.unwrap();
+        store
+            .put(expired("KEEP", "dead"), Condition::None)
+            .await
+            .unwrap();
+        let mut soon = item("KEEP", "soon");
+        soon.expires_at = Some(now_unix() + 3600);
+        store.put(soon, Condition::None).await.unwrap();
+        // Only items dead at the given instant go.
+        assert_eq!(store.purge_expired(now_unix()).await.unwrap(), 1);
+    }
+    let store = RedbStore::open(&path).unwrap();
+    assert_eq!(
+        store.get(&ItemKey::new("KEEP", "a")).await.unwrap(),
+        Some(item("KEEP", "a"))
+    );
+    assert_eq!(store.purge_expired(now_unix() + 7200).await.unwrap(), 1);
+    // The purged item is physically gone: at an early clock it would still be live.
+    store
+        .put(item("KEEP", "soon"), Condition::AbsentOrExpired { now: 0 })
+        .await
+        .unwrap();
 }

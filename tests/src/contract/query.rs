@@ -111,6 +111,21 @@ pub async fn query_pages(store: Arc<dyn ItemStore>) {
         matches!(outside, Err(StoreError::Invalid(_))),
         "{outside:?}"
     );
+    // A cursor equal to the prefix: everything after it ascending, nothing before it descending.
+    let from_prefix = |descending| QueryRange {
+        sk_prefix: "A#".into(),
+        start_after: Some("A#".into()),
+        descending,
+        limit: 100,
+    };
+    let after = store.query("Q", from_prefix(false)).await.unwrap();
+    assert_eq!(
+        sort_keys(&after.items),
+        vec!["A#1", "A#2", "A#3", "A#4", "A#5", "A#7"]
+    );
+    let before = store.query("Q", from_prefix(true)).await.unwrap();
+    assert!(before.items.is_empty() && before.next.is_none());
+
     let empty = store.query("NOTHING", QueryRange::default()).await.unwrap();
     assert!(empty.items.is_empty() && empty.next.is_none());
 }

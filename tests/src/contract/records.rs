@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use mailroom_core::ExposeSecret;
 use mailroom_core::crypto::{CryptoError, Sealer};
-use mailroom_core::domain::Account;
+use mailroom_core::domain::{Account, OAuthState};
 use mailroom_core::ports::{Condition, ItemKey, ItemStore, KeyService};
 use mailroom_core::records::{RecordError, Repository};
+use mailroom_core::time::now_unix;
 
 use super::backends::CountingKeys;
 use super::fixtures::{account, provider};
@@ -168,4 +169,94 @@ pub async fn data_key_cache(store: Arc<dyn ItemStore>, keys: Arc<dyn KeyService>
     repo.update_account(&mut a).await.unwrap();
     repo.update_account(&mut a).await.unwrap();
     assert_eq!(counting.generated(), 1);
+}
+
+/// Leases: one holder at a time, released only by their holder, free again once expired.
+pub async fn leases(store: Arc<dyn ItemStore>, keys: Arc<dyn KeyService>) {
+    let repo = repository(store, keys);
+    let now = now_unix();
+    let held = repo
+        .try_lease("acct-l", "sync", "worker-1", now, 60)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        repo.try_lease("acct-l", "sync", "worker-2", now, 60)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Another purpose is another lease.
+    assert!(
+        repo.try_lease("acct-l", "refresh", "worker-2", now, 60)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Once expired (at the caller's clock), another holder takes it; the old holder's release
+    // then leaves the new lease alone.
+    let later = now + 61;
+    let taken = repo
+        .try_lease("acct-l", "sync", "worker-2", later, 60)
+        .await
+        .unwrap()
+        .unwrap();
+    repo.release_lease(&held).await.unwrap();
+    assert!(
+        repo.try_lease("acct-l", "sync", "worker-3", later, 60)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    repo.release_lease(&taken).await.unwrap();
+    assert!(
+        repo.try_lease("acct-l", "sync", "worker-3", later, 60)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+fn state(value: &str, expires_at: i64) -> OAuthState {
+    OAuthState {
+        state: value.into(),
+        provider_id: "p1".into(),
+        owner: "owner@example.test".into(),
+        return_to: Some("http://app.test/done".into()),
+        login_hint: None,
+        pkce_verifier: mailroom_core::SecretString::from(format!("verifier-{value}")),
+        redirect_uri: "http://127.0.0.1/callback".into(),
+        created_at: now_unix(),
+        expires_at,
+    }
+}
+
+/// OAuth states: written once, consumed once (even by racing callbacks), dead once expired.
+pub async fn oauth_states(store: Arc<dyn ItemStore>, keys: Arc<dyn KeyService>) {
+    let repo = repository(store, keys);
+    let live = state("state-live", now_unix() + 600);
+    repo.put_oauth_state(&live).await.unwrap();
+    assert!(repo.put_oauth_state(&live).await.unwrap_err().is_conflict());
+    let (a, b) = tokio::join!(
+        repo.take_oauth_state("state-live"),
+        repo.take_oauth_state("state-live")
+    );
+    let taken: Vec<OAuthState> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(taken.len(), 1, "exactly one callback gets the state");
+    assert_eq!(
+        taken[0].pkce_verifier.expose_secret(),
+        "verifier-state-live"
+    );
+    assert_eq!(taken[0].return_to.as_deref(), Some("http://app.test/done"));
+
+    repo.put_oauth_state(&state("state-dead", now_unix() - 1))
+        .await
+        .unwrap();
+    assert!(repo.take_oauth_state("state-dead").await.unwrap().is_none());
+    assert!(
+        repo.take_oauth_state("state-unknown")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
