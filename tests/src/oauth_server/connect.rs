@@ -26,12 +26,19 @@ pub const TEST_SCOPES: &[&str] = &[
 /// Settings of an `oauth2` provider backed by the test server; IMAP/SMTP point at loopback ports
 /// (pass the Dovecot ones when the mail side matters).
 pub fn provider_settings(oauth: &TestOAuthServer, imap_port: u16, smtp_port: u16) -> Value {
+    provider_settings_at(oauth.url(), imap_port, smtp_port)
+}
+
+/// The same for a provider at `base_url` (e.g. the external one at `MAILROOM_TEST_OAUTH_URL`
+/// that Dovecot introspects against).
+pub fn provider_settings_at(base_url: &str, imap_port: u16, smtp_port: u16) -> Value {
+    let base_url = base_url.trim_end_matches('/');
     json!({
         "kind": "oauth2",
         "client_id": "mailroom-test",
         "client_secret": super::DEFAULT_CLIENT_SECRET,
-        "authorize_url": oauth.authorize_url(),
-        "token_url": oauth.token_url(),
+        "authorize_url": format!("{base_url}/authorize"),
+        "token_url": format!("{base_url}/token"),
         "scopes": TEST_SCOPES,
         "imap": {"host": "127.0.0.1", "port": imap_port, "tls": "implicit"},
         "smtp": {"host": "127.0.0.1", "port": smtp_port, "tls": "starttls"},

@@ -4,6 +4,7 @@
 //! as the `test-oauth-server` binary.
 
 mod admin;
+pub mod admin_client;
 pub mod connect;
 mod endpoints;
 pub mod jwt;
