@@ -2,6 +2,7 @@
 //! SQS job queue, with provisioning of the resources they use. Clients are built once from one
 //! SDK configuration and shared.
 
+pub mod deployment;
 mod dynamo;
 mod error;
 mod kms;
