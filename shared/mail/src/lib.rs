@@ -3,5 +3,6 @@
 //! worker handlers.
 
 pub mod imap;
+pub mod jobs;
 pub mod mime;
 pub mod sync;
