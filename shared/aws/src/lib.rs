@@ -15,7 +15,7 @@ pub use dynamo::{DynamoStore, GSI1};
 pub use kms::KmsKeys;
 pub use provision::{AwsSettings, ProvisionError, Provisioned};
 pub use s3::S3Blobs;
-pub use sqs::{MAX_DELAY_SECONDS, SqsQueue};
+pub use sqs::SqsQueue;
 
 use aws_config::BehaviorVersion;
 

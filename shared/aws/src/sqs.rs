@@ -10,8 +10,6 @@ use crate::error::describe;
 
 /// SendMessageBatch's limit.
 const CHUNK: usize = 10;
-/// SQS's longest delay.
-pub const MAX_DELAY_SECONDS: u32 = 900;
 
 /// The job queue on one SQS queue.
 #[derive(Debug, Clone)]
@@ -71,16 +69,7 @@ impl SqsQueue {
 #[async_trait]
 impl JobQueue for SqsQueue {
     async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
-        let too_late = jobs
-            .iter()
-            .filter(|j| j.delay_seconds > MAX_DELAY_SECONDS)
-            .count();
-        if too_late > 0 {
-            return Err(QueueError::Rejected {
-                failed: too_late,
-                reason: format!("delay_seconds may be at most {MAX_DELAY_SECONDS}"),
-            });
-        }
+        Job::check_delays(jobs)?;
         let mut failed = 0;
         let mut first_reason = None;
         for chunk in jobs.chunks(CHUNK) {

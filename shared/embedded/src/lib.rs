@@ -8,5 +8,5 @@ mod store;
 
 pub use blobs::DirBlobStore;
 pub use keyfile::{KeyFile, KeyFileError};
-pub use queue::{InProcessQueue, JobReceiver, MAX_DELAY_SECONDS};
+pub use queue::{InProcessQueue, JobReceiver};
 pub use store::RedbStore;

@@ -7,9 +7,6 @@ use async_trait::async_trait;
 use mailroom_core::ports::{Job, JobQueue, QueueError};
 use tokio::sync::mpsc;
 
-/// The longest delay a job may ask for (SQS's limit, kept here so both queues agree).
-pub const MAX_DELAY_SECONDS: u32 = 900;
-
 /// The sending half: a [`JobQueue`].
 #[derive(Debug, Clone)]
 pub struct InProcessQueue {
@@ -37,25 +34,10 @@ impl JobReceiver {
     }
 }
 
-/// Refuses the whole batch when any job asks for more than the maximum delay.
-pub(crate) fn check_delays(jobs: &[Job]) -> Result<(), QueueError> {
-    let too_late = jobs
-        .iter()
-        .filter(|j| j.delay_seconds > MAX_DELAY_SECONDS)
-        .count();
-    if too_late > 0 {
-        return Err(QueueError::Rejected {
-            failed: too_late,
-            reason: format!("delay_seconds may be at most {MAX_DELAY_SECONDS}"),
-        });
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl JobQueue for InProcessQueue {
     async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError> {
-        check_delays(jobs)?;
+        Job::check_delays(jobs)?;
         if self.tx.is_closed() {
             return Err(QueueError::Unavailable(
                 "the job receiver has stopped".into(),

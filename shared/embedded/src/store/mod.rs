@@ -37,13 +37,7 @@ impl RedbStore {
             StoreError::Unavailable(format!("cannot open database {}: {e}", path.display()))
         })?;
         let store = Self { db: Arc::new(db) };
-        let purged = store.write_sync(|w| {
-            let keys = w.expired_keys(now_unix())?;
-            for key in &keys {
-                w.delete(key)?;
-            }
-            Ok(keys.len())
-        })?;
+        let purged = store.write_sync(|w| w.purge_expired(now_unix()))?;
         tracing::debug!(path = %path.display(), purged, "opened the embedded item store");
         Ok(store)
     }
@@ -51,14 +45,7 @@ impl RedbStore {
     /// Deletes every item expired at `now` (DynamoDB's TTL sweeper does this for the cloud
     /// store); returns how many were removed. Reads already skip expired items.
     pub async fn purge_expired(&self, now: i64) -> Result<usize, StoreError> {
-        self.write(move |w| {
-            let keys = w.expired_keys(now)?;
-            for key in &keys {
-                w.delete(key)?;
-            }
-            Ok(keys.len())
-        })
-        .await
+        self.write(move |w| w.purge_expired(now)).await
     }
 
     /// Runs `f` in one write transaction, committed only when `f` succeeds.
@@ -136,7 +123,8 @@ impl ItemStore for RedbStore {
         let key = key.clone();
         self.write(move |w| {
             w.check(&key, condition, now_unix())?;
-            w.delete(&key).map(drop)
+            w.delete(&key)?;
+            Ok(())
         })
         .await
     }
@@ -197,7 +185,9 @@ impl ItemStore for RedbStore {
             for (op, old) in ops.iter().zip(existing) {
                 match op {
                     WriteOp::Put { item, .. } => w.put(item, old.as_ref())?,
-                    WriteOp::Delete { key, .. } => drop(w.delete(key)?),
+                    WriteOp::Delete { key, .. } => {
+                        w.delete(key)?;
+                    }
                 }
             }
             Ok(())

@@ -138,17 +138,20 @@ impl Writer<'_> {
         Ok(old)
     }
 
-    /// The keys of every item expired at `now` (for the sweeper).
-    pub(crate) fn expired_keys(&self, now: i64) -> Result<Vec<ItemKey>, StoreError> {
-        let mut out = Vec::new();
+    /// Deletes every item expired at `now` (the sweeper); returns how many went.
+    pub(crate) fn purge_expired(&mut self, now: i64) -> Result<usize, StoreError> {
+        let mut dead = Vec::new();
         for entry in self.items.iter().map_err(db_err)? {
             let (k, v) = entry.map_err(db_err)?;
             let (pk, sk) = k.value();
             if decode(pk, sk, v.value())?.is_expired(now) {
-                out.push(ItemKey::new(pk, sk));
+                dead.push(ItemKey::new(pk, sk));
             }
         }
-        Ok(out)
+        for key in &dead {
+            self.delete(key)?;
+        }
+        Ok(dead.len())
     }
 }
 
