@@ -2,7 +2,9 @@
 //! incremental, exactly-once sync engine built on it, MIME parsing, and the sync scheduler and
 //! worker handlers.
 
+pub mod compose;
 pub mod imap;
 pub mod jobs;
 pub mod mime;
+pub mod smtp;
 pub mod sync;
