@@ -3,6 +3,7 @@
 
 mod accounts;
 mod health;
+mod messages;
 mod oauth;
 mod providers;
 
@@ -93,6 +94,7 @@ fn table() -> Vec<Route> {
     rows.extend(providers::routes());
     rows.extend(oauth::routes());
     rows.extend(accounts::routes());
+    rows.extend(messages::routes());
     rows
 }
 

@@ -1,0 +1,172 @@
+//! The sync scheduler and worker handlers, and the messages API over what they stored: due
+//! accounts are enqueued once, the worker syncs them, and the API pages, shows and serves the
+//! raw messages; `POST /v1/accounts/{id}/sync` queues an immediate sync.
+
+mod sync_support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use mailroom_core::ports::JobKind;
+use mailroom_core::time::now_unix;
+use mailroom_mail::jobs::{JobResult, SchedulerSettings, run_job, schedule_due};
+use mailroom_mail::sync::{SyncOutcome, SyncSettings};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sync_support::{Mailbox, deliver, message};
+use tokio::time::Instant;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_sync_then_messages_api() {
+    let mut mbox = Mailbox::create(None, None, json!({"sync_folders": ["INBOX"]})).await;
+    deliver(
+        &mbox.email,
+        &[
+            message("api", 0, 3),
+            message("api", 1, 3),
+            message("api", 2, 3),
+        ],
+    )
+    .await;
+    let mut jobs = mbox.app.jobs.take().expect("the in-process queue");
+    let services = mbox.app.services.clone();
+    let scheduler = SchedulerSettings {
+        spread: Duration::ZERO,
+        ..SchedulerSettings::default()
+    };
+
+    // Due once: enqueued, and its next sync pushed so the next run does not enqueue it again.
+    let now = now_unix();
+    let report = schedule_due(&services.repo, services.queue.as_ref(), now, &scheduler)
+        .await
+        .expect("schedule");
+    assert_eq!((report.due, report.enqueued), (1, 1));
+    assert!(mbox.account().await.next_sync_at > now);
+    let again = schedule_due(&services.repo, services.queue.as_ref(), now, &scheduler)
+        .await
+        .expect("schedule");
+    assert_eq!(again.enqueued, 0);
+
+    let job = jobs.recv().await.expect("a job");
+    assert_eq!(
+        (job.account_id.as_str(), job.kind),
+        (mbox.account_id.as_str(), JobKind::Sync)
+    );
+    let engine = mbox.engine(SyncSettings::default(), None);
+    match run_job(&engine, &job, Instant::now() + Duration::from_secs(120)).await {
+        JobResult::Done(Some(SyncOutcome::Synced(report))) => assert_eq!(report.new_messages(), 3),
+        other => panic!("expected a synced job, got {other:?}"),
+    }
+
+    // Pages, newest first.
+    let base = format!("/v1/accounts/{}/messages", mbox.account_id);
+    let page1: Value = mbox
+        .app
+        .authed(Method::GET, &format!("{base}?folder=INBOX&limit=2"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("JSON");
+    let first: Vec<Value> = page1["messages"].as_array().expect("messages").clone();
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0]["subject"], json!("api 2"));
+    let cursor = page1["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let page2: Value = mbox
+        .app
+        .authed(
+            Method::GET,
+            &format!("{base}?folder=INBOX&limit=2&cursor={cursor}"),
+        )
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("JSON");
+    let second = page2["messages"].as_array().expect("messages");
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0]["subject"], json!("api 0"));
+    let ids: HashSet<&str> = first
+        .iter()
+        .chain(second.iter())
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 3);
+
+    // One message with its bodies, and its raw source.
+    let id = first[0]["id"].as_str().expect("id");
+    let shown: Value = mbox
+        .app
+        .authed(Method::GET, &format!("{base}/{id}"))
+        .send()
+        .await
+        .expect("show")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(shown["message_id"], json!("api-2@example.test"));
+    assert!(
+        shown["text"]
+            .as_str()
+            .expect("text body")
+            .contains("api message 2, line 0")
+    );
+    assert_eq!(shown["html"], Value::Null);
+    let raw = mbox
+        .app
+        .authed(Method::GET, &format!("{base}/{id}/raw"))
+        .send()
+        .await
+        .expect("raw");
+    assert_eq!(raw.status(), 200);
+    assert_eq!(raw.headers()["content-type"], "message/rfc822");
+    let body = raw.bytes().await.expect("raw body");
+    assert!(String::from_utf8_lossy(&body).contains("Message-ID: <api-2@example.test>"));
+
+    // Bad input is refused, and nothing is invented.
+    let status = |path: String| {
+        let request = mbox.app.authed(Method::GET, &path);
+        async move { request.send().await.expect("request").status().as_u16() }
+    };
+    assert_eq!(status(format!("{base}?cursor=not-a-cursor")).await, 400);
+    assert_eq!(status(format!("{base}?limit=0")).await, 400);
+    assert_eq!(status(format!("{base}/bm9wZQ")).await, 404);
+    assert_eq!(status("/v1/accounts/nobody/messages".into()).await, 404);
+    let unauthenticated = mbox
+        .app
+        .client()
+        .get(mbox.app.url(&base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unauthenticated.status(), 401);
+
+    // Sync now: 202 and a SyncNow job.
+    let queued = mbox
+        .app
+        .authed(
+            Method::POST,
+            &format!("/v1/accounts/{}/sync", mbox.account_id),
+        )
+        .send()
+        .await
+        .expect("sync now");
+    assert_eq!(queued.status(), 202);
+    let job = jobs.recv().await.expect("a job");
+    assert_eq!(
+        (job.account_id.as_str(), job.kind),
+        (mbox.account_id.as_str(), JobKind::SyncNow)
+    );
+    let missing = mbox
+        .app
+        .authed(Method::POST, "/v1/accounts/nobody/sync")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(missing.status(), 404);
+}
