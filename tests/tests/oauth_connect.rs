@@ -412,3 +412,19 @@ async fn deleting_an_account_removes_its_records() {
     assert_ne!(new_id, id);
     assert_eq!(oauth.token_requests("authorization_code"), 2);
 }
+
+#[tokio::test]
+async fn a_mailbox_connected_by_one_owner_is_refused_to_another() {
+    let (app, _oauth) = setup().await;
+    let id = connect_mailbox(&app, "test", "owner-a", "kim@example.test").await;
+    let callback = authorize(
+        &app,
+        &start(&app, "test", "owner-b", "kim@example.test").await,
+    )
+    .await;
+    let back = query(&location(&deliver(&app, &callback).await));
+    assert_eq!(back["error"], "account_conflict");
+    let stored = app.services.repo.get_account(&id).await.unwrap().unwrap();
+    assert_eq!(stored.owner, "owner-a");
+    assert_eq!(account_count(&app).await, 1);
+}

@@ -252,3 +252,24 @@ async fn unknown_accounts_are_not_found() {
         .unwrap_err();
     assert!(matches!(err, TokenError::NotFound { .. }));
 }
+
+#[tokio::test]
+async fn reconnecting_after_reauth_required_makes_the_account_usable_again() {
+    let (app, oauth, id) = connected(30).await;
+    oauth.revoke("mia@example.test");
+    app.services
+        .tokens
+        .access_token(&id, false)
+        .await
+        .unwrap_err();
+    let again = connect_mailbox(&app, "test", "owner", "mia@example.test").await;
+    assert_eq!(
+        again, id,
+        "the same identity comes back to the same account"
+    );
+    let stored = app.services.repo.get_account(&id).await.unwrap().unwrap();
+    assert_eq!(stored.status, AccountStatus::Active);
+    assert!(stored.status_reason.is_none());
+    let grant = app.services.tokens.access_token(&id, false).await.unwrap();
+    assert!(oauth.access_token_active(grant.access_token.expose_secret()));
+}
