@@ -273,3 +273,18 @@ async fn reconnecting_after_reauth_required_makes_the_account_usable_again() {
     let grant = app.services.tokens.access_token(&id, false).await.unwrap();
     assert!(oauth.access_token_active(grant.access_token.expose_secret()));
 }
+
+#[tokio::test]
+async fn a_provider_that_does_not_rotate_keeps_the_stored_refresh_token() {
+    let (app, oauth, id) = connected(30).await;
+    oauth.configure(|s| s.rotate_refresh_token = false);
+    let before = app.services.repo.get_account(&id).await.unwrap().unwrap();
+    let grant = app.services.tokens.access_token(&id, false).await.unwrap();
+    assert!(oauth.access_token_active(grant.access_token.expose_secret()));
+    let after = app.services.repo.get_account(&id).await.unwrap().unwrap();
+    assert_eq!(
+        after.tokens.refresh_token.expose_secret(),
+        before.tokens.refresh_token.expose_secret()
+    );
+    assert!(oauth.refresh_token_live(after.tokens.refresh_token.expose_secret()));
+}

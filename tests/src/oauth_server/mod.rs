@@ -2,6 +2,13 @@
 //! contract in the team notes): auto-consenting `/authorize`, `/token` with PKCE and refresh
 //! token rotation, `/introspect` for Dovecot, and an admin API. Runs in-process ([`spawn`]) or
 //! as the `test-oauth-server` binary.
+//!
+//! Beyond the contract: `POST /admin/clients {"client_id","client_secret"}` registers a client
+//! with its own secret; settings knobs `expires_in` (lifetime of issued access tokens) and
+//! `rotate_refresh_token` (false: Google-like, the refresh answer carries no new refresh token);
+//! a refresh token is issued only when the scope has `offline_access` or the authorize request
+//! has `access_type=offline`. Helpers: [`connect`] drives Mailroom's connect flow like a browser,
+//! [`admin_client::OAuthAdmin`] drives the external process over HTTP.
 
 mod admin;
 pub mod admin_client;
