@@ -498,3 +498,62 @@ async fn two_workers_on_one_account_only_one_syncs() {
     assert_eq!(mbox.stored("INBOX").await.len(), 2);
     assert_eq!(proxy.accepted.load(Ordering::SeqCst), 1, "one IMAP session");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_connection_failures_degrade_the_account_until_a_sync_succeeds() {
+    // A loopback port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port();
+    let mbox = Mailbox::create(Some(closed), None, json!({})).await;
+    deliver(&mbox.email, &[message("degraded", 0, 2)]).await;
+    let engine = mbox.engine(settings(10), None);
+    for _ in 0..3 {
+        match engine
+            .sync_account(&mbox.account_id, deadline())
+            .await
+            .expect("sync")
+        {
+            SyncOutcome::Failed { .. } => {}
+            other => panic!("expected a failed sync, got {other:?}"),
+        }
+    }
+    let account = mbox.account().await;
+    assert_eq!(
+        (account.status, account.failure_count),
+        (AccountStatus::Degraded, 3)
+    );
+    assert!(
+        account
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("connect"))
+    );
+
+    let repo = &mbox.app.services.repo;
+    let mut provider = repo
+        .get_provider(&mbox.provider_id)
+        .await
+        .expect("read")
+        .expect("provider");
+    provider.imap.port = sync_support::servers().imap_port;
+    let version = provider.version;
+    provider.version += 1;
+    repo.put_provider(&provider, Some(version))
+        .await
+        .expect("fix the provider");
+    let report = synced(
+        engine
+            .sync_account(&mbox.account_id, deadline())
+            .await
+            .expect("sync"),
+    );
+    assert_eq!(report.new_messages(), 1);
+    let account = mbox.account().await;
+    assert_eq!(
+        (account.status, account.failure_count, account.last_error),
+        (AccountStatus::Active, 0, None)
+    );
+}

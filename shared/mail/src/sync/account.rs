@@ -325,3 +325,99 @@ fn apply(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use mailroom_core::domain::Tokens;
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::sync::SyncSettings;
+
+    fn account() -> Account {
+        Account {
+            id: "a1".into(),
+            owner: "o".into(),
+            provider_id: "p".into(),
+            email: "a@example.test".into(),
+            identity: "i".into(),
+            status: AccountStatus::Active,
+            status_reason: None,
+            tokens: Tokens {
+                access_token: SecretString::from("x"),
+                refresh_token: SecretString::from("y"),
+                access_expires_at: 0,
+            },
+            granted_scopes: vec![],
+            created_at: 0,
+            updated_at: 0,
+            next_sync_at: 0,
+            last_sync_at: None,
+            last_error: None,
+            failure_count: 0,
+            extra: Default::default(),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn throttling_parks_the_account_until_the_suggested_time() {
+        let mut a = account();
+        let err = Err(SyncError::Imap(ImapError::Throttled {
+            retry_after: Duration::from_millis(299_951),
+            reason: "Request is throttled".into(),
+        }));
+        apply(&mut a, &err, &SyncSettings::default());
+        let now = now_unix();
+        assert!((now + 299..=now + 301).contains(&a.next_sync_at));
+        assert_eq!(a.extra["parked_until"], json!(a.next_sync_at));
+        assert_eq!((a.status, a.failure_count), (AccountStatus::Active, 0));
+    }
+
+    #[test]
+    fn repeated_connection_failures_degrade_and_success_clears() {
+        let mut a = account();
+        let settings = SyncSettings::default();
+        let err = Err(SyncError::Imap(ImapError::Connect {
+            server: "imap.example.test:993".into(),
+            reason: "connection refused".into(),
+        }));
+        for expected in 1..=3 {
+            apply(&mut a, &err, &settings);
+            assert_eq!(a.failure_count, expected);
+        }
+        assert_eq!(a.status, AccountStatus::Degraded);
+        assert!(
+            a.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("refused"))
+        );
+        apply(
+            &mut a,
+            &Ok(SyncReport {
+                folders: vec![],
+                complete: true,
+            }),
+            &settings,
+        );
+        assert_eq!(
+            (a.status, a.failure_count, a.last_error.clone()),
+            (AccountStatus::Active, 0, None)
+        );
+        assert!(a.last_sync_at.is_some());
+    }
+
+    #[test]
+    fn a_login_refused_after_refresh_requires_reauth() {
+        let mut a = account();
+        let err = Err(SyncError::Imap(ImapError::Auth {
+            reason: "AUTHENTICATIONFAILED".into(),
+            challenge: None,
+        }));
+        apply(&mut a, &err, &SyncSettings::default());
+        assert_eq!(a.status, AccountStatus::ReauthRequired);
+        assert!(a.status_reason.is_some());
+    }
+}
