@@ -46,6 +46,8 @@ pub struct Config {
     pub return_to_allowlist: Vec<String>,
     pub sync_interval: Duration,
     pub data_key_cache: Duration,
+    /// Largest total size of a send's decoded attachments (`MAILROOM_SEND_MAX_ATTACHMENT_BYTES`).
+    pub send_max_attachment_bytes: u64,
     /// Whether the process runs inside AWS Lambda (JSON logs, no local key generation).
     pub in_lambda: bool,
 }
@@ -97,6 +99,25 @@ fn parse_seconds(
             .ok_or_else(|| ConfigError::Invalid {
                 name,
                 reason: format!("expected a positive number of seconds, got {v:?}"),
+            }),
+    }
+}
+
+fn parse_bytes(
+    name: &'static str,
+    value: Option<String>,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ConfigError::Invalid {
+                name,
+                reason: format!("expected a positive number of bytes, got {v:?}"),
             }),
     }
 }
@@ -198,6 +219,11 @@ impl Config {
                 "MAILROOM_DATA_KEY_CACHE_SECONDS",
                 env.var("MAILROOM_DATA_KEY_CACHE_SECONDS"),
                 600,
+            )?,
+            send_max_attachment_bytes: parse_bytes(
+                "MAILROOM_SEND_MAX_ATTACHMENT_BYTES",
+                env.var("MAILROOM_SEND_MAX_ATTACHMENT_BYTES"),
+                25 * 1024 * 1024,
             )?,
             in_lambda,
         };

@@ -48,6 +48,7 @@ pub fn account_view(a: &Account) -> Value {
         "last_sync_at": a.last_sync_at.map(to_rfc3339),
         "last_error": a.last_error,
         "failure_count": a.failure_count,
+        "preflight": a.extra.get("preflight"),
     })
 }
 

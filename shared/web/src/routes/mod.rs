@@ -6,6 +6,8 @@ mod health;
 mod messages;
 mod oauth;
 mod providers;
+mod send;
+mod verify;
 
 use axum::Router;
 use axum::http::{Method, StatusCode};
@@ -94,6 +96,8 @@ fn table() -> Vec<Route> {
     rows.extend(providers::routes());
     rows.extend(oauth::routes());
     rows.extend(accounts::routes());
+    rows.extend(send::routes());
+    rows.extend(verify::routes());
     rows.extend(messages::routes());
     rows
 }

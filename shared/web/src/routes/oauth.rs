@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use mailroom_core::ports::{Job, JobKind};
 use mailroom_oauth::{CallbackOutcome, CallbackParams, StartError, StartRequest, Started};
 use serde_json::json;
 
@@ -104,6 +105,18 @@ async fn callback(
     QueryParams(params): QueryParams<CallbackParams>,
 ) -> Response {
     let CallbackOutcome { return_to, result } = services.oauth.callback(&provider_id, params).await;
+    if let Ok(c) = &result {
+        // The connect-time preflight (IMAP and SMTP login) runs in the worker; a lost job only
+        // means the check waits for `POST /v1/accounts/{id}/verify`, so the sign-in still succeeds.
+        let job = Job {
+            account_id: c.account_id.clone(),
+            kind: JobKind::Verify,
+            delay_seconds: 0,
+        };
+        if let Err(e) = services.queue.enqueue(&[job]).await {
+            tracing::warn!(account_id = %c.account_id, error = %e, "could not queue the preflight");
+        }
+    }
     let (status_code, pairs, title, message) = match &result {
         Ok(c) => (
             StatusCode::OK,
