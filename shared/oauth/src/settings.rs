@@ -184,25 +184,39 @@ fn scopes(
         }
     }
     if kind == ProviderKind::Microsoft {
-        // One token = one resource: every mail scope must belong to the same resource URL.
-        let resource = defaults::microsoft_outlook_resource(cloud);
-        let foreign: Vec<&String> = out
+        // One token = one resource: every mail scope must name the same resource URL (bare names
+        // such as `User.Read` belong to Graph). Outlook has two documented spellings
+        // (outlook.office.com and outlook.office365.com), so the host is not fixed here.
+        let mail: Vec<&String> = out
             .iter()
             .filter(|s| !OIDC_SCOPES.contains(&s.as_str()))
-            .filter(|s| !s.starts_with(&format!("{resource}/")))
             .collect();
-        if !foreign.is_empty() {
-            let list: Vec<&str> = foreign.iter().map(|s| s.as_str()).collect();
+        let resources: Vec<Option<String>> = mail.iter().map(|s| scope_resource(s)).collect();
+        let mut distinct: Vec<&Option<String>> = resources.iter().collect();
+        distinct.sort();
+        distinct.dedup();
+        if resources.iter().any(Option::is_none) || distinct.len() > 1 {
+            let list: Vec<&str> = mail.iter().map(|s| s.as_str()).collect();
             errors.add(
                 "scopes",
                 format!(
-                    "Microsoft issues a token for one resource per request: scopes other than the OIDC ones must be {resource}/... scopes, found {}",
+                    "Microsoft issues a token for one resource per request: besides the OIDC scopes, use only scopes of one resource such as {}/IMAP.AccessAsUser.All (found {})",
+                    defaults::microsoft_outlook_resource(cloud),
                     list.join(", ")
                 ),
             );
         }
     }
     Some(out)
+}
+
+/// The resource (`https://host`) a scope belongs to; `None` for bare names (Graph scopes).
+fn scope_resource(scope: &str) -> Option<String> {
+    let url = url::Url::parse(scope).ok()?;
+    match url.origin() {
+        o @ url::Origin::Tuple(..) => Some(o.ascii_serialization()),
+        url::Origin::Opaque(_) => None,
+    }
 }
 
 /// Validates `input` for provider `id`. `existing` is the stored version when updating (its
@@ -413,4 +427,44 @@ pub fn public_view(p: &ProviderSettings) -> serde_json::Value {
         "created_at": mailroom_core::time::to_rfc3339(p.created_at),
         "updated_at": mailroom_core::time::to_rfc3339(p.updated_at),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn microsoft(scopes: &[&str]) -> Result<ProviderSettings, ValidationError> {
+        let input = ProviderSettingsInput {
+            kind: Some("microsoft".into()),
+            client_id: Some("c".into()),
+            client_secret: Some(SecretString::from("s")),
+            scopes: Some(scopes.iter().map(|s| (*s).to_owned()).collect()),
+            ..Default::default()
+        };
+        validate("ms", input, None, 0)
+    }
+
+    #[test]
+    fn microsoft_scopes_must_name_one_resource() {
+        assert!(
+            microsoft(&[
+                "openid",
+                "offline_access",
+                "https://outlook.office365.com/IMAP.AccessAsUser.All",
+                "https://outlook.office365.com/SMTP.Send"
+            ])
+            .is_ok()
+        );
+        let graph = microsoft(&[
+            "openid",
+            "https://outlook.office.com/IMAP.AccessAsUser.All",
+            "User.Read",
+        ]);
+        assert_eq!(graph.unwrap_err().errors[0].field, "scopes");
+        let two = microsoft(&[
+            "https://outlook.office.com/IMAP.AccessAsUser.All",
+            "https://graph.microsoft.com/Mail.Send",
+        ]);
+        assert!(two.is_err());
+    }
 }
