@@ -288,3 +288,27 @@ async fn a_provider_that_does_not_rotate_keeps_the_stored_refresh_token() {
     );
     assert!(oauth.refresh_token_live(after.tokens.refresh_token.expose_secret()));
 }
+
+#[tokio::test]
+async fn deleted_provider_settings_need_an_admin() {
+    let (app, oauth, id) = connected(30).await;
+    let response = app
+        .authed(Method::DELETE, "/v1/providers/test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::NO_CONTENT);
+    let err = app
+        .services
+        .tokens
+        .access_token(&id, false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TokenError::AdminActionRequired { .. }),
+        "{err}"
+    );
+    assert_eq!(oauth.token_requests("refresh_token"), 0);
+    let account = app.services.repo.get_account(&id).await.unwrap().unwrap();
+    assert_eq!(account.status, AccountStatus::Active);
+}
