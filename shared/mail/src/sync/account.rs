@@ -71,6 +71,15 @@ impl SyncEngine {
                 "the account must be connected again".into(),
             ));
         }
+        // A provider's back-off holds for requested syncs too: never knock before it ends.
+        if let Some(until) = account.extra.get("parked_until").and_then(|v| v.as_i64())
+            && until > now_unix()
+        {
+            return Ok(SyncOutcome::Skipped(format!(
+                "the provider asked to wait until {}",
+                mailroom_core::time::to_rfc3339(until)
+            )));
+        }
         let lease_seconds = self.settings.lease.as_secs().max(1) as i64;
         let Some(lease) = self
             .repo
