@@ -60,7 +60,7 @@ fn generated(i: usize) -> Vec<u8> {
 Message-ID: <bench-{i}@example.test>\r\nDate: Tue, 1 Jul 2025 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
     );
     let text_lines = 40 + (i * 7919) % 80;
-    if i % 20 == 0 {
+    if i.is_multiple_of(20) {
         m.push_str("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n");
     } else {
         m.push_str("Content-Type: text/plain; charset=utf-8\r\n\r\n");
@@ -70,7 +70,7 @@ Message-ID: <bench-{i}@example.test>\r\nDate: Tue, 1 Jul 2025 10:00:00 +0000\r\n
             "Line {line} of message {i}: the quick brown fox jumps over the lazy dog.\r\n"
         ));
     }
-    if i % 20 == 0 {
+    if i.is_multiple_of(20) {
         // A 48 KB attachment, base64 in 76-character lines.
         m.push_str("--b\r\nContent-Type: application/octet-stream; name=data.bin\r\n");
         m.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
