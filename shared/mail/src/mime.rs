@@ -6,7 +6,8 @@ use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
 use mailroom_core::domain::AttachmentInfo;
 
 /// Bounds that keep one metadata item small whatever the message (store items are capped).
-const MAX_ADDRESSES: usize = 100;
+const MAX_ADDRESSES: usize = 50;
+const MAX_ADDRESS_CHARS: usize = 320;
 const MAX_REFERENCES: usize = 50;
 const MAX_ATTACHMENTS: usize = 100;
 const MAX_HEADER_CHARS: usize = 998;
@@ -58,7 +59,7 @@ fn addresses(addr: Option<&Address<'_>>) -> Vec<String> {
                 (None, None) => String::new(),
             })
             .filter(|s| !s.is_empty())
-            .map(|s| clip(&s, MAX_HEADER_CHARS))
+            .map(|s| clip(&s, MAX_ADDRESS_CHARS))
             .collect()
     })
     .unwrap_or_default()

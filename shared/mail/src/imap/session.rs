@@ -288,3 +288,27 @@ fn fetched(attrs: &[AttributeValue<'_>]) -> FetchedMessage {
     }
     m
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_gmail_fetch_response() {
+        let raw = b"* 3 FETCH (UID 42 X-GM-MSGID 1278455344230334865 X-GM-THRID 1266894439832287888 \
+FLAGS (\\Seen $Label) RFC822.SIZE 5 INTERNALDATE \"01-Jul-2025 10:00:00 +0000\" BODY[] {5}\r\nhello)\r\n";
+        let (rest, response) = Response::parse(raw).expect("a FETCH response");
+        assert!(rest.is_empty());
+        let Response::Fetch(_, attrs) = response else {
+            panic!("not a FETCH response");
+        };
+        let m = fetched(&attrs);
+        assert_eq!(m.uid, 42);
+        assert_eq!(m.gmail_msgid, Some(1_278_455_344_230_334_865));
+        assert_eq!(m.gmail_thrid, Some(1_266_894_439_832_287_888));
+        assert_eq!(m.flags, vec!["\\Seen", "$Label"]);
+        assert_eq!(m.size, Some(5));
+        assert_eq!(m.internal_date, Some(1_751_364_000));
+        assert_eq!(m.body.as_deref(), Some(&b"hello"[..]));
+    }
+}
