@@ -36,7 +36,11 @@ fn move_into_place(temp: &Path, target: &Path) -> std::io::Result<()> {
         }
         match fs::rename(temp, target) {
             Err(e) if e.kind() == ErrorKind::NotFound && attempt < 3 => attempt += 1,
-            other => return other,
+            Err(e) => return Err(e),
+            Ok(()) => {
+                crate::durable::sync_parent(target);
+                return Ok(());
+            }
         }
     }
 }

@@ -154,6 +154,7 @@ fn create_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
     let _ = fs::remove_file(&temp);
     match linked {
         Ok(()) => {
+            crate::durable::sync_parent(path);
             tracing::info!(path = %path.display(), "created a new master key");
             Ok(key)
         }

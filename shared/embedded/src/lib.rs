@@ -2,6 +2,7 @@
 //! service, a directory blob store and an in-process job queue.
 
 mod blobs;
+mod durable;
 mod keyfile;
 mod queue;
 mod store;

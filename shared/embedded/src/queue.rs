@@ -1,5 +1,6 @@
 //! [`InProcessQueue`]: the job queue of the local host, a tokio channel whose receiving end the
-//! host's worker loop drains. Delayed jobs are held by a timer task until they are due.
+//! host's worker loop drains. Delayed jobs are held by a timer task until they are due; like
+//! every queued job they live in memory only (the scheduler enqueues again on its next run).
 
 use std::time::Duration;
 
