@@ -557,3 +557,37 @@ async fn repeated_connection_failures_degrade_the_account_until_a_sync_succeeds(
         (AccountStatus::Active, 0, None)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_cut_short_resumes_where_it_stopped() {
+    let mbox = Mailbox::create(None, None, json!({"sync_folders": ["INBOX"]})).await;
+    let mail: Vec<_> = (0..50).map(|i| message("resume", i, 2)).collect();
+    deliver(&mbox.email, &mail).await;
+    // Two batches per run stand in for the Lambda time limit.
+    let engine = mbox.engine(
+        SyncSettings {
+            max_batches: Some(2),
+            ..settings(10)
+        },
+        None,
+    );
+    let mut stored_after = Vec::new();
+    for _ in 0..3 {
+        let report = synced(
+            engine
+                .sync_account(&mbox.account_id, deadline())
+                .await
+                .expect("sync"),
+        );
+        stored_after.push((mbox.stored("INBOX").await.len(), report.complete));
+        if !report.complete {
+            // Due again at once, so the next scheduler run continues it.
+            assert!(mbox.account().await.next_sync_at <= now_unix());
+        }
+    }
+    assert_eq!(stored_after, vec![(20, false), (40, false), (50, true)]);
+    let stored = mbox.stored("INBOX").await;
+    assert_unique(&stored);
+    let subjects: HashSet<_> = stored.iter().filter_map(|m| m.subject.clone()).collect();
+    assert!((0..50).all(|i| subjects.contains(&format!("resume {i}"))));
+}

@@ -4,6 +4,7 @@
 //! `reauth_required`, other failures count toward `degraded`.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU32;
 
 use mailroom_core::domain::{Account, AccountStatus, MailEndpoint};
 use mailroom_core::ports::{AccessGrant, TokenError};
@@ -173,6 +174,7 @@ impl SyncEngine {
             complete: true,
         };
         let now = now_unix();
+        let batches = AtomicU32::new(0);
         for folder in &folders {
             let mut job = FolderJob {
                 target: BatchTarget {
@@ -186,6 +188,7 @@ impl SyncEngine {
                 },
                 settings: &self.settings,
                 deadline,
+                batches: &batches,
             };
             let folder_report = job.run(session, cursors.remove(folder)).await?;
             let stop = folder_report.incomplete;

@@ -2,6 +2,8 @@
 //! cursor, apply CONDSTORE flag changes, and continue the newest-first backfill, each batch
 //! stored before the cursor moves past it.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use mailroom_core::domain::FolderCursor;
 use tokio::time::Instant;
 
@@ -71,6 +73,8 @@ pub(crate) struct FolderJob<'a> {
     pub target: BatchTarget<'a>,
     pub settings: &'a SyncSettings,
     pub deadline: Instant,
+    /// FETCH batches stored so far in this run (all folders).
+    pub batches: &'a AtomicU32,
 }
 
 impl FolderJob<'_> {
@@ -83,8 +87,13 @@ impl FolderJob<'_> {
         Ok(())
     }
 
+    /// Whether the run must stop before the next batch (deadline or batch budget).
     fn out_of_time(&self) -> bool {
         Instant::now() >= self.deadline
+            || self
+                .settings
+                .max_batches
+                .is_some_and(|max| self.batches.load(Ordering::Relaxed) >= max)
     }
 
     /// Syncs the folder; `cursor` is its stored cursor, if any.
@@ -194,6 +203,7 @@ impl FolderJob<'_> {
             )
             .await?;
             add(report, cursor, r);
+            self.batches.fetch_add(1, Ordering::Relaxed);
             cursor.last_uid = cursor.last_uid.max(hi);
             self.save(cursor).await?;
         }
@@ -296,6 +306,7 @@ impl FolderJob<'_> {
             )
             .await?;
             add(report, cursor, r);
+            self.batches.fetch_add(1, Ordering::Relaxed);
             cursor.backfill_below = lo;
             self.save(cursor).await?;
         }

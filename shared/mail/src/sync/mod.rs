@@ -38,6 +38,8 @@ pub struct SyncSettings {
     pub lease: Duration,
     /// Consecutive failed syncs after which an account shows `degraded`.
     pub degraded_after: u32,
+    /// At most this many FETCH batches per run (besides the deadline); the next run resumes.
+    pub max_batches: Option<u32>,
     /// Blob uploads in flight per batch.
     pub max_in_flight: usize,
     /// Names this worker in leases and logs.
@@ -53,6 +55,7 @@ impl Default for SyncSettings {
             backfill_days: None,
             lease: Duration::from_secs(16 * 60),
             degraded_after: 3,
+            max_batches: None,
             max_in_flight: 8,
             holder: format!("worker-{:016x}", rand::random::<u64>()),
         }
