@@ -1,0 +1,404 @@
+//! Support for the send tests: the real Dovecot submission server (XOAUTH2 checked by the test
+//! OAuth server, submitted mail relayed into the recipients' mailboxes), a sending account per
+//! test, the recipients' INBOX read back over IMAP, and a scripted SMTP server for the replies
+//! Dovecot cannot give (Microsoft's `535 5.7.139`, 421, recipient refusals, a cut after DATA).
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use mailroom_core::domain::{
+    Account, AccountStatus, MailEndpoint, ProviderKind, ProviderSettings, ProviderStatus, TlsMode,
+    Tokens,
+};
+use mailroom_core::time::now_unix;
+use mailroom_mail::imap::ImapConnector;
+use mailroom_tests::app::{TestApp, server_env};
+use rustls::ClientConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{:016x}", rand::random::<u64>())
+}
+
+pub fn smtp_port() -> u16 {
+    server_env("MAILROOM_TEST_SMTP_PORT")
+        .parse()
+        .expect("MAILROOM_TEST_SMTP_PORT is a port")
+}
+
+pub fn imap_port() -> u16 {
+    server_env("MAILROOM_TEST_IMAP_PORT")
+        .parse()
+        .expect("MAILROOM_TEST_IMAP_PORT is a port")
+}
+
+/// Makes the app's TLS trust the test CA the way production trusts a private CA: through
+/// `SSL_CERT_FILE`. Set once, before any test of the binary builds a client.
+pub fn trust_test_ca() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let ca = server_env("MAILROOM_TEST_CA");
+        // SAFETY: every test calls this first and `Once` makes the others wait, so no thread of
+        // this binary reads the environment while it is written.
+        unsafe { std::env::set_var("SSL_CERT_FILE", ca) };
+    });
+}
+
+/// A client TLS configuration trusting the test CA (for reading mail back).
+pub fn test_tls() -> Arc<ClientConfig> {
+    mailroom_runtime::tls::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(server_env("MAILROOM_TEST_CA")).expect("test CA") {
+        roots.add(cert.expect("a PEM certificate")).expect("add CA");
+    }
+    Arc::new(
+        ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// Calls the test OAuth server's admin API.
+pub async fn oauth_admin(path: &str, body: Value) -> Value {
+    let url = format!("{}{path}", server_env("MAILROOM_TEST_OAUTH_URL"));
+    let response = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("reach the test OAuth server");
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().await.expect("admin JSON")
+}
+
+pub fn new_email() -> String {
+    format!("{}@example.test", unique("user-"))
+}
+
+/// One test's sender: an app, provider settings pointing at the test servers (or at `smtp`) and
+/// an account holding tokens issued for a fresh user.
+pub struct Sender {
+    pub app: TestApp,
+    pub email: String,
+    pub account_id: String,
+}
+
+impl Sender {
+    pub async fn create(
+        smtp: Option<MailEndpoint>,
+        token_len: Option<usize>,
+        vars: &[(&str, &str)],
+    ) -> Self {
+        trust_test_ca();
+        let oauth = server_env("MAILROOM_TEST_OAUTH_URL");
+        let app = TestApp::spawn_with(vars).await;
+        let email = new_email();
+        let mut issue = json!({"email": email});
+        if let Some(len) = token_len {
+            issue["access_token_len"] = json!(len);
+        }
+        let issued = oauth_admin("/admin/issue", issue).await;
+        let now = now_unix();
+        let provider = ProviderSettings {
+            id: unique("prov-"),
+            kind: ProviderKind::OAuth2,
+            client_id: "mailroom-send-tests".into(),
+            client_secret: SecretString::from("test-secret"),
+            tenant: None,
+            cloud: None,
+            authorize_url: format!("{oauth}/authorize"),
+            token_url: format!("{oauth}/token"),
+            scopes: vec!["openid".into(), "email".into()],
+            imap: MailEndpoint {
+                host: "localhost".into(),
+                port: imap_port(),
+                tls: TlsMode::Implicit,
+            },
+            smtp: smtp.unwrap_or(MailEndpoint {
+                host: "localhost".into(),
+                port: smtp_port(),
+                tls: TlsMode::Starttls,
+            }),
+            status: ProviderStatus::Ok,
+            status_reason: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        app.services
+            .repo
+            .put_provider(&provider, None)
+            .await
+            .expect("provider");
+        let token = |name: &str| SecretString::from(issued[name].as_str().expect(name).to_owned());
+        let account = Account {
+            id: unique("acct-"),
+            owner: "send-tests".into(),
+            provider_id: provider.id.clone(),
+            email: email.clone(),
+            identity: format!("test|{email}"),
+            status: AccountStatus::Active,
+            status_reason: None,
+            tokens: Tokens {
+                access_token: token("access_token"),
+                refresh_token: token("refresh_token"),
+                access_expires_at: now + issued["expires_in"].as_i64().unwrap_or(3600),
+            },
+            granted_scopes: vec![],
+            created_at: now,
+            updated_at: now,
+            next_sync_at: now,
+            last_sync_at: None,
+            last_error: None,
+            failure_count: 0,
+            extra: Default::default(),
+            version: 1,
+        };
+        app.services
+            .repo
+            .create_account(&account)
+            .await
+            .expect("account");
+        Sender {
+            app,
+            email,
+            account_id: account.id,
+        }
+    }
+
+    /// `POST /v1/accounts/{id}/send`.
+    pub async fn send(&self, key: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut request = self
+            .app
+            .authed(
+                reqwest::Method::POST,
+                &format!("/v1/accounts/{}/send", self.account_id),
+            )
+            .json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.expect("send request")
+    }
+
+    /// `GET /v1/accounts/{id}/sends/{key}`: status and body.
+    pub async fn record(&self, key: &str) -> (u16, Value) {
+        let r = self
+            .app
+            .authed(
+                reqwest::Method::GET,
+                &format!("/v1/accounts/{}/sends/{key}", self.account_id),
+            )
+            .send()
+            .await
+            .expect("record request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn account(&self) -> Account {
+        self.app
+            .services
+            .repo
+            .get_account(&self.account_id)
+            .await
+            .expect("read account")
+            .expect("account exists")
+    }
+}
+
+/// Every message in `email`'s INBOX, raw, in UID order.
+pub async fn inbox(email: &str) -> Vec<Vec<u8>> {
+    let issued = oauth_admin("/admin/issue", json!({"email": email})).await;
+    let token = SecretString::from(issued["access_token"].as_str().expect("token").to_owned());
+    let endpoint = MailEndpoint {
+        host: "localhost".into(),
+        port: imap_port(),
+        tls: TlsMode::Implicit,
+    };
+    let connector = ImapConnector::new(test_tls(), Duration::from_secs(30));
+    let mut session = connector
+        .open_session(&endpoint, email, &token)
+        .await
+        .expect("IMAP login as the recipient");
+    session.open("INBOX").await.expect("select INBOX");
+    let uids = session.uid_search("ALL").await.expect("search");
+    let mut out = Vec::new();
+    if !uids.is_empty() {
+        session
+            .start_fetch("1:*", "(UID BODY.PEEK[])")
+            .await
+            .expect("fetch");
+        while let Some(m) = session.next_fetched().await.expect("fetched") {
+            out.push(m.body.expect("body").to_vec());
+        }
+    }
+    session.logout().await;
+    out
+}
+
+/// `email`'s INBOX once it holds at least `n` messages (delivery is relayed, so it may lag the
+/// submission's reply by a moment).
+pub async fn inbox_with(email: &str, n: usize) -> Vec<Vec<u8>> {
+    for _ in 0..100 {
+        let mail = inbox(email).await;
+        if mail.len() >= n {
+            return mail;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{email} did not receive {n} message(s)");
+}
+
+/// What the scripted SMTP server answers at each step.
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub auth: &'static str,
+    pub mail: &'static str,
+    pub rcpt: &'static str,
+    /// `None`: close the connection after the data instead of answering.
+    pub data_end: Option<&'static str>,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Self {
+            auth: "235 2.7.0 Accepted",
+            mail: "250 2.1.0 Ok",
+            rcpt: "250 2.1.5 Ok",
+            data_end: Some("250 2.0.0 Queued"),
+        }
+    }
+}
+
+/// A scripted SMTP server over implicit TLS (the test CA's localhost certificate); it records
+/// every command line it receives, with the AUTH payload masked.
+pub struct ScriptedSmtp {
+    pub endpoint: MailEndpoint,
+    pub commands: Arc<Mutex<Vec<String>>>,
+    /// How many times a message's data was received in full.
+    pub messages: Arc<Mutex<usize>>,
+}
+
+impl ScriptedSmtp {
+    pub async fn start(script: Script) -> Self {
+        let dir = server_env("MAILROOM_TEST_DOVECOT_DIR");
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(format!("{dir}/tls/server.crt"))
+                .expect("server cert")
+                .map(|c| c.expect("cert"))
+                .collect();
+        let key =
+            PrivateKeyDer::from_pem_file(format!("{dir}/tls/server.key")).expect("server key");
+        mailroom_runtime::tls::install_crypto_provider();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server TLS config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let commands = Arc::new(Mutex::new(Vec::new()));
+        let messages = Arc::new(Mutex::new(0usize));
+        let (log, count) = (commands.clone(), messages.clone());
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, script, log, count) =
+                    (acceptor.clone(), script.clone(), log.clone(), count.clone());
+                tokio::spawn(async move {
+                    if let Ok(tls) = acceptor.accept(tcp).await {
+                        let _ = session(tls, script, log, count).await;
+                    }
+                });
+            }
+        });
+        ScriptedSmtp {
+            endpoint: MailEndpoint {
+                host: "localhost".into(),
+                port,
+                tls: TlsMode::Implicit,
+            },
+            commands,
+            messages,
+        }
+    }
+
+    pub fn commands(&self) -> Vec<String> {
+        self.commands.lock().expect("log").clone()
+    }
+
+    pub fn saw(&self, verb: &str) -> bool {
+        self.commands()
+            .iter()
+            .any(|c| c.to_ascii_uppercase().starts_with(verb))
+    }
+}
+
+async fn session(
+    tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    script: Script,
+    log: Arc<Mutex<Vec<String>>>,
+    count: Arc<Mutex<usize>>,
+) -> std::io::Result<()> {
+    let mut io = BufReader::new(tls);
+    io.get_mut().write_all(b"220 scripted ESMTP\r\n").await?;
+    loop {
+        let mut line = String::new();
+        if io.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let line = line.trim_end().to_owned();
+        let upper = line.to_ascii_uppercase();
+        let logged = if upper.starts_with("AUTH") {
+            "AUTH XOAUTH2 ***".to_owned()
+        } else {
+            line.clone()
+        };
+        log.lock().expect("log").push(logged);
+        let reply: String = if upper.starts_with("EHLO") {
+            "250-scripted\r\n250-AUTH XOAUTH2\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES".into()
+        } else if upper.starts_with("AUTH") {
+            script.auth.into()
+        } else if upper.starts_with("MAIL") {
+            script.mail.into()
+        } else if upper.starts_with("RCPT") {
+            script.rcpt.into()
+        } else if upper.starts_with("DATA") {
+            io.get_mut().write_all(b"354 Go ahead\r\n").await?;
+            loop {
+                let mut data = String::new();
+                if io.read_line(&mut data).await? == 0 {
+                    return Ok(());
+                }
+                if data == ".\r\n" {
+                    break;
+                }
+            }
+            *count.lock().expect("count") += 1;
+            match script.data_end {
+                Some(reply) => reply.into(),
+                // The connection breaks after the data, before any reply.
+                None => return Ok(()),
+            }
+        } else if upper.starts_with("QUIT") {
+            io.get_mut().write_all(b"221 2.0.0 Bye\r\n").await?;
+            return Ok(());
+        } else {
+            "250 2.0.0 Ok".into()
+        };
+        io.get_mut()
+            .write_all(format!("{reply}\r\n").as_bytes())
+            .await?;
+    }
+}
