@@ -112,3 +112,42 @@ impl KeyService for KmsKeys {
         Ok(Zeroizing::new(plaintext.into_inner()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_kms::error::ErrorMetadata;
+    use aws_sdk_kms::operation::decrypt::DecryptError;
+
+    use super::*;
+
+    fn service_error(code: &str) -> SdkError<DecryptError, ()> {
+        let meta = ErrorMetadata::builder().code(code).build();
+        SdkError::service_error(DecryptError::generic(meta), ())
+    }
+
+    #[test]
+    fn maps_kms_errors_to_key_errors() {
+        for unwrap in ["InvalidCiphertextException", "IncorrectKeyException"] {
+            assert!(matches!(
+                key_err("Decrypt", &service_error(unwrap)),
+                KeyError::Unwrap
+            ));
+        }
+        assert!(matches!(
+            key_err("Decrypt", &service_error("DisabledException")),
+            KeyError::Refused(_)
+        ));
+        assert!(matches!(
+            key_err("Decrypt", &service_error("ThrottlingException")),
+            KeyError::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn the_encryption_context_is_the_key_context() {
+        let ctx = encryption_context(&KeyContext::new("account", "a1"));
+        assert_eq!(ctx.len(), 2);
+        assert_eq!(ctx["record_kind"], "account");
+        assert_eq!(ctx["record_id"], "a1");
+    }
+}

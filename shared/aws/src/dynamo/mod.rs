@@ -173,3 +173,49 @@ impl ItemStore for DynamoStore {
         batch::delete_many(&self.client, &self.table, keys).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+
+    use super::*;
+
+    fn service_error(code: &str) -> SdkError<GetItemError, ()> {
+        let meta = ErrorMetadata::builder()
+            .code(code)
+            .message("details")
+            .build();
+        SdkError::service_error(GetItemError::generic(meta), ())
+    }
+
+    #[test]
+    fn maps_service_errors_to_store_errors() {
+        for throttled in [
+            "ThrottlingException",
+            "ProvisionedThroughputExceededException",
+            "RequestLimitExceeded",
+        ] {
+            assert!(matches!(
+                store_err("GetItem", &service_error(throttled)),
+                StoreError::Throttled
+            ));
+        }
+        assert!(matches!(
+            store_err("GetItem", &service_error("ValidationException")),
+            StoreError::Invalid(m) if m.contains("details")
+        ));
+        assert!(matches!(
+            store_err("GetItem", &service_error("ResourceNotFoundException")),
+            StoreError::Unavailable(m) if m.contains("ResourceNotFoundException")
+        ));
+        assert!(is_condition_failure(&service_error(
+            "ConditionalCheckFailedException"
+        )));
+        let transport: SdkError<GetItemError, ()> = SdkError::timeout_error("slow");
+        assert!(matches!(
+            store_err("GetItem", &transport),
+            StoreError::Unavailable(_)
+        ));
+    }
+}
