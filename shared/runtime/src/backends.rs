@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use mailroom_aws::{AwsBackends, AwsSettings};
 use mailroom_embedded::{DirBlobStore, InProcessQueue, JobReceiver, KeyFile, RedbStore};
 
 use crate::config::{Config, StoreBackend};
@@ -47,9 +48,33 @@ fn open_embedded(config: &Config) -> Result<Opened, StartError> {
     })
 }
 
-async fn open_aws(_config: &Config) -> Result<Opened, StartError> {
-    Err(StartError::Backend {
-        backend: "dynamodb",
-        reason: "the AWS backends are not wired yet".into(),
+async fn open_aws(config: &Config) -> Result<Opened, StartError> {
+    let sdk = mailroom_aws::load_sdk_config().await;
+    let settings = AwsSettings {
+        table: config.table.clone(),
+        bucket: config.bucket.clone(),
+        queue: config
+            .queue_url
+            .clone()
+            .unwrap_or_else(|| config.queue_name.clone()),
+        dead_letter_queue: true,
+        kms_key_id: config.kms_key_id.clone(),
+        auto_create: config.auto_create,
+        s3_force_path_style: config.s3_force_path_style,
+    };
+    let aws = AwsBackends::connect(&sdk, &settings)
+        .await
+        .map_err(|e| backend_error("dynamodb")(&e))?;
+    if config.auto_create && config.kms_key_id.is_none() {
+        tracing::info!(kms_key_id = %aws.provisioned.kms_key_id, "using the auto-created KMS key; set MAILROOM_KMS_KEY_ID to pin it");
+    }
+    Ok(Opened {
+        backends: Backends {
+            store: Arc::new(aws.store),
+            keys: Arc::new(aws.keys),
+            blobs: Arc::new(aws.blobs),
+            queue: Arc::new(aws.queue),
+        },
+        jobs: None,
     })
 }

@@ -39,6 +39,8 @@ pub struct Config {
     pub queue_url: Option<String>,
     pub queue_name: String,
     pub auto_create: bool,
+    /// Path-style S3 addressing (local S3 servers need it); on by default with `AWS_ENDPOINT_URL`.
+    pub s3_force_path_style: bool,
     pub public_url: Url,
     pub listen: String,
     pub api_key: Option<SecretString>,
@@ -206,6 +208,10 @@ impl Config {
                 .var("MAILROOM_QUEUE_NAME")
                 .unwrap_or_else(|| "mailroom-sync".to_owned()),
             auto_create: parse_bool("MAILROOM_AUTO_CREATE", env.var("MAILROOM_AUTO_CREATE"))?,
+            s3_force_path_style: match env.var("MAILROOM_S3_FORCE_PATH_STYLE") {
+                Some(v) => parse_bool("MAILROOM_S3_FORCE_PATH_STYLE", Some(v))?,
+                None => env.var("AWS_ENDPOINT_URL").is_some(),
+            },
             public_url,
             listen,
             api_key,
