@@ -1,7 +1,7 @@
 //! Sync against the real Dovecot (IMAP over TLS from the test CA, XOAUTH2 checked by the test
-//! OAuth server's introspection): first sync, incremental sync, nothing-changed cost,
-//! UIDVALIDITY change, a cut connection, token expiry and revocation, long tokens, malformed
-//! MIME and two workers racing for one account.
+//! OAuth server's introspection): first sync, incremental sync, nothing-changed cost, CONDSTORE
+//! flags, backfill limit, UIDVALIDITY change, a cut connection, a run cut short and resumed,
+//! malformed MIME and two workers racing for one account.
 
 mod sync_support;
 
@@ -13,9 +13,8 @@ use std::time::Duration;
 use mailroom_core::domain::AccountStatus;
 use mailroom_core::time::now_unix;
 use mailroom_mail::sync::{SyncOutcome, SyncReport, SyncSettings, delete_account_messages};
-use secrecy::ExposeSecret;
 use serde_json::json;
-use sync_support::{CommandLog, Mailbox, Proxy, ProxyMode, deliver, message, oauth_admin};
+use sync_support::{CommandLog, Mailbox, Proxy, ProxyMode, deliver, message};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -331,95 +330,6 @@ async fn a_connection_cut_mid_batch_resumes_without_loss_or_duplicates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_access_token_is_refreshed_during_sync() {
-    let mbox = Mailbox::create(None, None, json!({})).await;
-    deliver(
-        &mbox.email,
-        &[message("expiry", 0, 2), message("expiry", 1, 2)],
-    )
-    .await;
-    let before = mbox.account().await.tokens;
-    // The provider no longer accepts the stored access token, though it looks valid to us.
-    oauth_admin("/admin/expire", json!({"email": mbox.email})).await;
-    let engine = mbox.engine(settings(10), None);
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
-    assert_eq!(report.new_messages(), 2);
-    let account = mbox.account().await;
-    assert_eq!(account.status, AccountStatus::Active);
-    assert_ne!(
-        account.tokens.access_token.expose_secret(),
-        before.access_token.expose_secret()
-    );
-    assert_ne!(
-        account.tokens.refresh_token.expose_secret(),
-        before.refresh_token.expose_secret()
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_token_marks_the_account_reauth_required() {
-    let mbox = Mailbox::create(None, None, json!({})).await;
-    deliver(&mbox.email, &[message("revoked", 0, 2)]).await;
-    oauth_admin("/admin/revoke", json!({"email": mbox.email})).await;
-    let engine = mbox.engine(settings(10), None);
-    match engine
-        .sync_account(&mbox.account_id, deadline())
-        .await
-        .expect("sync")
-    {
-        SyncOutcome::Failed { .. } => {}
-        other => panic!("expected a failed sync, got {other:?}"),
-    }
-    let account = mbox.account().await;
-    assert_eq!(account.status, AccountStatus::ReauthRequired);
-    assert!(mbox.stored("INBOX").await.is_empty());
-    let due = mbox
-        .app
-        .services
-        .repo
-        .due_account_ids(now_unix() + 86_400 * 365, 1000)
-        .await
-        .expect("due");
-    assert!(!due.contains(&mbox.account_id), "no longer scheduled");
-    match engine
-        .sync_account(&mbox.account_id, deadline())
-        .await
-        .expect("sync")
-    {
-        SyncOutcome::Skipped(_) => {}
-        other => panic!("expected a skipped sync, got {other:?}"),
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_access_token_over_4_kb_logs_in() {
-    let mbox = Mailbox::create(None, Some(5_000), json!({})).await;
-    assert!(
-        mbox.account()
-            .await
-            .tokens
-            .access_token
-            .expose_secret()
-            .len()
-            > 4096
-    );
-    deliver(&mbox.email, &[message("long", 0, 2)]).await;
-    let engine = mbox.engine(settings(10), None);
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
-    assert_eq!(report.new_messages(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_mime_is_stored_raw() {
     let mbox = Mailbox::create(None, None, json!({"sync_folders": ["INBOX"]})).await;
     let garbage = b"this is not a mail message at all\r\nno headers, just text\r\n".to_vec();
@@ -497,65 +407,6 @@ async fn two_workers_on_one_account_only_one_syncs() {
     assert_eq!(report.new_messages(), 2);
     assert_eq!(mbox.stored("INBOX").await.len(), 2);
     assert_eq!(proxy.accepted.load(Ordering::SeqCst), 1, "one IMAP session");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_connection_failures_degrade_the_account_until_a_sync_succeeds() {
-    // A loopback port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port();
-    let mbox = Mailbox::create(Some(closed), None, json!({})).await;
-    deliver(&mbox.email, &[message("degraded", 0, 2)]).await;
-    let engine = mbox.engine(settings(10), None);
-    for _ in 0..3 {
-        match engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync")
-        {
-            SyncOutcome::Failed { .. } => {}
-            other => panic!("expected a failed sync, got {other:?}"),
-        }
-    }
-    let account = mbox.account().await;
-    assert_eq!(
-        (account.status, account.failure_count),
-        (AccountStatus::Degraded, 3)
-    );
-    assert!(
-        account
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("connect"))
-    );
-
-    let repo = &mbox.app.services.repo;
-    let mut provider = repo
-        .get_provider(&mbox.provider_id)
-        .await
-        .expect("read")
-        .expect("provider");
-    provider.imap.port = sync_support::servers().imap_port;
-    let version = provider.version;
-    provider.version += 1;
-    repo.put_provider(&provider, Some(version))
-        .await
-        .expect("fix the provider");
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
-    assert_eq!(report.new_messages(), 1);
-    let account = mbox.account().await;
-    assert_eq!(
-        (account.status, account.failure_count, account.last_error),
-        (AccountStatus::Active, 0, None)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

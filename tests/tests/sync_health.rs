@@ -1,0 +1,182 @@
+//! Sync and account health against the real Dovecot and test OAuth server: an access token the
+//! provider expired is refreshed during the sync, a revoked one marks the account
+//! `reauth_required`, a token over 4 KB logs in, and repeated connection failures degrade the
+//! account until a sync succeeds.
+
+mod sync_support;
+
+use std::time::Duration;
+
+use mailroom_core::domain::AccountStatus;
+use mailroom_core::time::now_unix;
+use mailroom_mail::sync::{SyncOutcome, SyncReport, SyncSettings};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use sync_support::{Mailbox, deliver, message, oauth_admin};
+use tokio::time::Instant;
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(120)
+}
+
+fn settings(batch_size: usize) -> SyncSettings {
+    SyncSettings {
+        batch_size,
+        ..SyncSettings::default()
+    }
+}
+
+fn synced(outcome: SyncOutcome) -> SyncReport {
+    match outcome {
+        SyncOutcome::Synced(report) => report,
+        other => panic!("expected a successful sync, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_access_token_is_refreshed_during_sync() {
+    let mbox = Mailbox::create(None, None, json!({})).await;
+    deliver(
+        &mbox.email,
+        &[message("expiry", 0, 2), message("expiry", 1, 2)],
+    )
+    .await;
+    let before = mbox.account().await.tokens;
+    // The provider no longer accepts the stored access token, though it looks valid to us.
+    oauth_admin("/admin/expire", json!({"email": mbox.email})).await;
+    let engine = mbox.engine(settings(10), None);
+    let report = synced(
+        engine
+            .sync_account(&mbox.account_id, deadline())
+            .await
+            .expect("sync"),
+    );
+    assert_eq!(report.new_messages(), 2);
+    let account = mbox.account().await;
+    assert_eq!(account.status, AccountStatus::Active);
+    assert_ne!(
+        account.tokens.access_token.expose_secret(),
+        before.access_token.expose_secret()
+    );
+    assert_ne!(
+        account.tokens.refresh_token.expose_secret(),
+        before.refresh_token.expose_secret()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_marks_the_account_reauth_required() {
+    let mbox = Mailbox::create(None, None, json!({})).await;
+    deliver(&mbox.email, &[message("revoked", 0, 2)]).await;
+    oauth_admin("/admin/revoke", json!({"email": mbox.email})).await;
+    let engine = mbox.engine(settings(10), None);
+    match engine
+        .sync_account(&mbox.account_id, deadline())
+        .await
+        .expect("sync")
+    {
+        SyncOutcome::Failed { .. } => {}
+        other => panic!("expected a failed sync, got {other:?}"),
+    }
+    let account = mbox.account().await;
+    assert_eq!(account.status, AccountStatus::ReauthRequired);
+    assert!(mbox.stored("INBOX").await.is_empty());
+    let due = mbox
+        .app
+        .services
+        .repo
+        .due_account_ids(now_unix() + 86_400 * 365, 1000)
+        .await
+        .expect("due");
+    assert!(!due.contains(&mbox.account_id), "no longer scheduled");
+    match engine
+        .sync_account(&mbox.account_id, deadline())
+        .await
+        .expect("sync")
+    {
+        SyncOutcome::Skipped(_) => {}
+        other => panic!("expected a skipped sync, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_token_over_4_kb_logs_in() {
+    let mbox = Mailbox::create(None, Some(5_000), json!({})).await;
+    assert!(
+        mbox.account()
+            .await
+            .tokens
+            .access_token
+            .expose_secret()
+            .len()
+            > 4096
+    );
+    deliver(&mbox.email, &[message("long", 0, 2)]).await;
+    let engine = mbox.engine(settings(10), None);
+    let report = synced(
+        engine
+            .sync_account(&mbox.account_id, deadline())
+            .await
+            .expect("sync"),
+    );
+    assert_eq!(report.new_messages(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_connection_failures_degrade_the_account_until_a_sync_succeeds() {
+    // A loopback port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port();
+    let mbox = Mailbox::create(Some(closed), None, json!({})).await;
+    deliver(&mbox.email, &[message("degraded", 0, 2)]).await;
+    let engine = mbox.engine(settings(10), None);
+    for _ in 0..3 {
+        match engine
+            .sync_account(&mbox.account_id, deadline())
+            .await
+            .expect("sync")
+        {
+            SyncOutcome::Failed { .. } => {}
+            other => panic!("expected a failed sync, got {other:?}"),
+        }
+    }
+    let account = mbox.account().await;
+    assert_eq!(
+        (account.status, account.failure_count),
+        (AccountStatus::Degraded, 3)
+    );
+    assert!(
+        account
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("connect"))
+    );
+
+    let repo = &mbox.app.services.repo;
+    let mut provider = repo
+        .get_provider(&mbox.provider_id)
+        .await
+        .expect("read")
+        .expect("provider");
+    provider.imap.port = sync_support::servers().imap_port;
+    let version = provider.version;
+    provider.version += 1;
+    repo.put_provider(&provider, Some(version))
+        .await
+        .expect("fix the provider");
+    let report = synced(
+        engine
+            .sync_account(&mbox.account_id, deadline())
+            .await
+            .expect("sync"),
+    );
+    assert_eq!(report.new_messages(), 1);
+    let account = mbox.account().await;
+    assert_eq!(
+        (account.status, account.failure_count, account.last_error),
+        (AccountStatus::Active, 0, None)
+    );
+}
