@@ -99,12 +99,12 @@ wait_port() {
 
 start() {
   : "${MAILROOM_TEST_OAUTH_URL:?MAILROOM_TEST_OAUTH_URL must be set (start tests/servers/oauth.sh first)}"
-  if is_running; then
-    log "already running (pid $(cat "$PID_FILE"))"
-    return 0
-  fi
+  # A previous instance may point at an older OAuth server: always start afresh.
+  stop >/dev/null 2>&1 || true
   install_packages
   mkdir -p "$DIR"/{run,lib,mail}
+  # The unprivileged mail user must be able to reach the mail directory whatever the umask.
+  chmod o+x "$STATE" "$DIR"
   make_tls
 
   # Mail is written by an unprivileged user; it must be able to reach the mail directory.
