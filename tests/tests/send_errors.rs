@@ -1,0 +1,195 @@
+//! SMTP replies Dovecot cannot produce, from a scripted server over TLS: Microsoft's
+//! `535 5.7.139` (SMTP AUTH disabled for the tenant), a 421 at MAIL, recipients refused with
+//! 550, and a connection cut after the message data (uncertain, never re-sent); plus the
+//! retry rule for a send that failed before any data left.
+
+mod send_support;
+
+use send_support::{Script, ScriptedSmtp, Sender, new_email};
+use serde_json::{Value, json};
+
+fn body(to: &str) -> Value {
+    json!({"to": [to], "subject": "scripted", "text": "hello"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_disabled_for_the_tenant_names_the_admin_fix() {
+    let server = ScriptedSmtp::start(Script {
+        auth: "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.",
+        ..Script::default()
+    })
+    .await;
+    let sender = Sender::create(Some(server.endpoint.clone()), None, &[]).await;
+    let version_before = sender.account().await.version;
+    let response = sender.send(Some("tenant-1"), &body(&new_email())).await;
+    assert_eq!(response.status(), 409);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:mailroom:problem:smtp-auth-disabled");
+    let fix = problem["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("Set-TransportConfig -SmtpClientAuthenticationDisabled $false"),
+        "{fix}"
+    );
+    assert!(fix.contains("Set-CASMailbox"), "{fix}");
+    assert!(
+        problem["server_reply"]
+            .as_str()
+            .unwrap()
+            .contains("5.7.139")
+    );
+    // The token was not the problem: no refresh, no second login, and nothing was sent.
+    let auths = server
+        .commands()
+        .iter()
+        .filter(|c| c.starts_with("AUTH"))
+        .count();
+    assert_eq!(auths, 1);
+    assert!(!server.saw("MAIL"));
+    assert_eq!(
+        sender.account().await.version,
+        version_before,
+        "the account was not touched"
+    );
+    let (_, record) = sender.record("tenant-1").await;
+    assert_eq!(record["status"], "failed");
+
+    // The preflight finds the same before any send: IMAP (Dovecot) fine, SMTP disabled.
+    let report: Value = sender
+        .app
+        .authed(
+            reqwest::Method::POST,
+            &format!("/v1/accounts/{}/verify", sender.account_id),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["preflight"]["imap"], "ok", "{report}");
+    assert_eq!(
+        report["preflight"]["smtp"], "auth_disabled_for_tenant",
+        "{report}"
+    );
+    assert!(
+        report["preflight"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("Set-TransportConfig")
+    );
+    let stored = &sender.account().await.extra["preflight"];
+    assert_eq!(stored["smtp"], "auth_disabled_for_tenant");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporary_refusal_is_retryable_and_a_retry_may_send() {
+    let busy = ScriptedSmtp::start(Script {
+        mail: "421 4.3.2 Service not available, closing transmission channel",
+        ..Script::default()
+    })
+    .await;
+    let sender = Sender::create(Some(busy.endpoint.clone()), None, &[]).await;
+    let to = new_email();
+    let response = sender.send(Some("busy-1"), &body(&to)).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "60");
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["server_code"], 421);
+    assert_eq!(problem["send_status"], "failed");
+    assert_eq!(*busy.messages.lock().unwrap(), 0);
+
+    // Failed before any data: the same key may send once the server is back.
+    let fine = ScriptedSmtp::start(Script::default()).await;
+    let mut provider = sender
+        .app
+        .services
+        .repo
+        .get_provider(&sender.account().await.provider_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let expected = provider.version;
+    provider.smtp = fine.endpoint.clone();
+    provider.version += 1;
+    sender
+        .app
+        .services
+        .repo
+        .put_provider(&provider, Some(expected))
+        .await
+        .unwrap();
+    let response = sender.send(Some("busy-1"), &body(&to)).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("idempotent-replay").is_none());
+    assert_eq!(*fine.messages.lock().unwrap(), 1);
+    // Now it is sent: a third request is a replay and sends nothing.
+    let response = sender.send(Some("busy-1"), &body(&to)).await;
+    assert_eq!(response.headers()["idempotent-replay"], "true");
+    assert_eq!(*fine.messages.lock().unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_recipients_are_reported_with_the_servers_text() {
+    let server = ScriptedSmtp::start(Script {
+        rcpt: "550 5.1.1 <nobody@example.test>: Recipient address rejected: User unknown",
+        ..Script::default()
+    })
+    .await;
+    let sender = Sender::create(Some(server.endpoint.clone()), None, &[]).await;
+    let response = sender
+        .send(Some("rcpt-1"), &body("nobody@example.test"))
+        .await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:mailroom:problem:recipients-rejected");
+    assert_eq!(problem["server_code"], 550);
+    assert!(
+        problem["server_reply"]
+            .as_str()
+            .unwrap()
+            .contains("User unknown"),
+        "{problem}"
+    );
+    assert!(
+        !server.saw("DATA"),
+        "no data for a message without recipients"
+    );
+    let (_, record) = sender.record("rcpt-1").await;
+    assert_eq!(record["status"], "failed");
+    assert!(
+        record["rejected"][0]
+            .as_str()
+            .unwrap()
+            .contains("nobody@example.test")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_after_the_data_is_uncertain_and_never_resent() {
+    let server = ScriptedSmtp::start(Script {
+        data_end: None,
+        ..Script::default()
+    })
+    .await;
+    let sender = Sender::create(Some(server.endpoint.clone()), None, &[]).await;
+    let to = new_email();
+    let response = sender.send(Some("cut-1"), &body(&to)).await;
+    assert_eq!(response.status(), 200);
+    let result: Value = response.json().await.unwrap();
+    assert_eq!(result["status"], "uncertain");
+    assert!(
+        result["detail"]
+            .as_str()
+            .unwrap()
+            .contains("will not be sent again")
+    );
+    assert_eq!(*server.messages.lock().unwrap(), 1);
+
+    let response = sender.send(Some("cut-1"), &body(&to)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["idempotent-replay"], "true");
+    let replay: Value = response.json().await.unwrap();
+    assert_eq!(replay["status"], "uncertain");
+    assert_eq!(replay["message_id"], result["message_id"]);
+    assert_eq!(*server.messages.lock().unwrap(), 1, "never re-sent");
+}
