@@ -48,6 +48,12 @@ pub struct Config {
     pub return_to_allowlist: Vec<String>,
     pub sync_interval: Duration,
     pub data_key_cache: Duration,
+    /// First sync: at most this many messages per folder (`None`: no count limit).
+    pub backfill_limit: Option<u32>,
+    /// First sync: only messages of the last this many days.
+    pub backfill_days: Option<u32>,
+    /// Accounts one worker syncs at the same time.
+    pub worker_concurrency: usize,
     /// Largest total size of a send's decoded attachments (`MAILROOM_SEND_MAX_ATTACHMENT_BYTES`).
     pub send_max_attachment_bytes: u64,
     /// Whether the process runs inside AWS Lambda (JSON logs, no local key generation).
@@ -120,6 +126,25 @@ fn parse_bytes(
             .ok_or_else(|| ConfigError::Invalid {
                 name,
                 reason: format!("expected a positive number of bytes, got {v:?}"),
+            }),
+    }
+}
+
+/// A positive count; `0` or `none` means no limit.
+fn parse_optional_count(
+    name: &'static str,
+    value: Option<String>,
+    default: Option<u32>,
+) -> Result<Option<u32>, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("0" | "none") => Ok(None),
+        Some(v) => v
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| ConfigError::Invalid {
+                name,
+                reason: format!("expected a whole number, got {v:?}"),
             }),
     }
 }
@@ -231,6 +256,23 @@ impl Config {
                 env.var("MAILROOM_SEND_MAX_ATTACHMENT_BYTES"),
                 25 * 1024 * 1024,
             )?,
+            backfill_limit: parse_optional_count(
+                "MAILROOM_BACKFILL_LIMIT",
+                env.var("MAILROOM_BACKFILL_LIMIT"),
+                Some(10_000),
+            )?,
+            backfill_days: parse_optional_count(
+                "MAILROOM_BACKFILL_DAYS",
+                env.var("MAILROOM_BACKFILL_DAYS"),
+                None,
+            )?,
+            worker_concurrency: parse_optional_count(
+                "MAILROOM_WORKER_CONCURRENCY",
+                env.var("MAILROOM_WORKER_CONCURRENCY"),
+                Some(4),
+            )?
+            .unwrap_or(4)
+            .clamp(1, 64) as usize,
             in_lambda,
         };
         config.check_backend()?;

@@ -4,6 +4,8 @@
 pub mod api_key;
 pub mod backends;
 pub mod config;
+pub mod jobs;
+pub mod lambda;
 pub mod logging;
 pub mod services;
 pub mod tls;

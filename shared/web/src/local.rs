@@ -4,10 +4,22 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use mailroom_runtime::Started;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailroom_embedded::JobReceiver;
+use mailroom_runtime::{Services, Started, jobs};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::routes::{Function, router};
+
+/// How long one local job may run before its sync stops between batches (the next run resumes).
+const LOCAL_JOB_DEADLINE: Duration = Duration::from_secs(10 * 60);
+
+/// How long a failed job waits before it is offered again.
+const RETRY_DELAY_SECONDS: u32 = 60;
 
 /// What stopped the local host.
 #[derive(Debug, thiserror::Error)]
@@ -46,13 +58,57 @@ pub async fn serve(
         store = ?config.store,
         "mailroom is listening"
     );
+    let mut background = Vec::new();
+    if let Some(jobs) = started.jobs {
+        background.push(tokio::spawn(scheduler_loop(services.clone())));
+        background.push(tokio::spawn(worker_loop(services.clone(), jobs)));
+    }
     let app = router(services.clone(), &Function::ALL);
-    axum::serve(listener, app)
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(LocalError::Serve)?;
+        .await;
+    // An abandoned sync is safe: cursors move only after a batch is stored, and leases expire.
+    for task in background {
+        task.abort();
+    }
+    result.map_err(LocalError::Serve)?;
     tracing::info!("mailroom stopped");
     Ok(())
+}
+
+/// Runs the scheduler every minute (or every sync interval, if shorter).
+async fn scheduler_loop(services: Arc<Services>) {
+    let period = services.config.sync_interval.min(Duration::from_secs(60));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = jobs::schedule(&services).await {
+            tracing::warn!(error = %e, "the scheduler run failed; it will run again");
+        }
+    }
+}
+
+/// Drains the in-process queue, a few jobs at a time; a failed job is offered again later.
+async fn worker_loop(services: Arc<Services>, mut receiver: JobReceiver) {
+    let engine = Arc::new(jobs::sync_engine(&services));
+    let slots = Arc::new(Semaphore::new(services.config.worker_concurrency));
+    while let Some(mut job) = receiver.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (services, engine) = (services.clone(), engine.clone());
+        tokio::spawn(async move {
+            let deadline = Instant::now() + LOCAL_JOB_DEADLINE;
+            if !jobs::run_one(&services, &engine, &job, deadline).await {
+                job.delay_seconds = RETRY_DELAY_SECONDS;
+                if let Err(e) = services.queue.enqueue(std::slice::from_ref(&job)).await {
+                    tracing::warn!(account_id = %job.account_id, error = %e, "could not queue the job again");
+                }
+            }
+            drop(slot);
+        });
+    }
 }
 
 async fn shutdown_signal() {

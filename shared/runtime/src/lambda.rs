@@ -1,0 +1,83 @@
+//! The event-driven Lambda functions: the scheduler (EventBridge schedule) and the worker (SQS,
+//! reporting partial batch failures so only the failed jobs are delivered again).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use mailroom_core::ports::Job;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::jobs;
+use crate::services::Services;
+
+/// Time kept back from the invocation's deadline to record progress and answer the runtime.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
+
+/// Serves the scheduler: every invocation enqueues the accounts that are due.
+pub async fn serve_scheduler() -> Result<(), Error> {
+    let services = Services::start().await?.services;
+    lambda_runtime::run(service_fn(move |_event: LambdaEvent<EventBridgeEvent<Value>>| {
+        let services = services.clone();
+        async move {
+            let report = jobs::schedule(&services).await?;
+            Ok::<_, Error>(serde_json::json!({ "due": report.due, "enqueued": report.enqueued, "skipped": report.skipped }))
+        }
+    }))
+    .await
+}
+
+/// Serves the worker: every invocation runs one SQS batch of jobs.
+pub async fn serve_worker() -> Result<(), Error> {
+    let services = Services::start().await?.services;
+    let engine = Arc::new(jobs::sync_engine(&services));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let services = services.clone();
+        let engine = engine.clone();
+        async move { Ok::<_, Error>(handle_batch(&services, &engine, event).await) }
+    }))
+    .await
+}
+
+async fn handle_batch(
+    services: &Services,
+    engine: &mailroom_mail::sync::SyncEngine,
+    event: LambdaEvent<SqsEvent>,
+) -> SqsBatchResponse {
+    let deadline = deadline_of(event.context.deadline);
+    let mut response = SqsBatchResponse::default();
+    let mut batch = Vec::new();
+    let mut message_ids = Vec::new();
+    for record in event.payload.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        match record.body.as_deref().map(serde_json::from_str::<Job>) {
+            Some(Ok(job)) => {
+                batch.push(job);
+                message_ids.push(id);
+            }
+            // A job that cannot be read will never succeed: drop it (logged) instead of retrying it
+            // until it lands in the dead-letter queue.
+            _ => tracing::error!(message_id = %id, "dropping an unreadable job"),
+        }
+    }
+    for index in jobs::run(services, engine, &batch, deadline).await {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = message_ids[index].clone();
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+/// Converts the invocation deadline (Unix milliseconds) into an `Instant`, less a margin.
+fn deadline_of(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let left =
+        Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(DEADLINE_MARGIN);
+    Instant::now() + left
+}
