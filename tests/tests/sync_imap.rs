@@ -196,8 +196,9 @@ async fn first_sync_then_only_new_mail_then_nothing_fetched() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backfill_limit_keeps_the_newest_messages() {
-    let mbox = Mailbox::create(None, None, json!({"sync_folders": ["INBOX"]})).await;
+async fn backfill_limit_keeps_the_newest_messages_and_missing_folders_are_skipped() {
+    // "Gone" does not exist on the server: skipped, not a failure.
+    let mbox = Mailbox::create(None, None, json!({"sync_folders": ["INBOX", "Gone"]})).await;
     let mail: Vec<_> = (0..30).map(|i| message("limit", i, 2)).collect();
     deliver(&mbox.email, &mail).await;
     let engine = mbox.engine(
@@ -207,12 +208,15 @@ async fn backfill_limit_keeps_the_newest_messages() {
         },
         None,
     );
-    synced(
+    let report = synced(
         engine
             .sync_account(&mbox.account_id, deadline())
             .await
             .expect("sync"),
     );
+    let folders: Vec<&str> = report.folders.iter().map(|f| f.folder.as_str()).collect();
+    assert_eq!(folders, ["INBOX"]);
+    assert_eq!(mbox.account().await.failure_count, 0);
     let subjects: HashSet<_> = mbox
         .stored("INBOX")
         .await

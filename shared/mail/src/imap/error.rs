@@ -55,6 +55,23 @@ impl ImapError {
         }
     }
 
+    /// Whether the server said the folder does not exist (a configured folder was removed).
+    pub fn is_missing_folder(&self) -> bool {
+        let ImapError::Protocol { reason, .. } = self else {
+            return false;
+        };
+        let lower = reason.to_ascii_lowercase();
+        [
+            "nonexistent",
+            "doesn't exist",
+            "does not exist",
+            "no such mailbox",
+            "unknown mailbox",
+        ]
+        .iter()
+        .any(|p| lower.contains(p))
+    }
+
     /// Classifies a failed command from async-imap.
     pub(crate) fn from_imap(during: &str, err: async_imap::error::Error) -> Self {
         use async_imap::error::Error as E;

@@ -190,7 +190,14 @@ impl SyncEngine {
                 deadline,
                 batches: &batches,
             };
-            let folder_report = job.run(session, cursors.remove(folder)).await?;
+            let folder_report = match job.run(session, cursors.remove(folder)).await {
+                // A configured folder that was deleted on the server is skipped, not a failure.
+                Err(SyncError::Imap(e)) if e.is_missing_folder() => {
+                    tracing::warn!(account_id = %account.id, folder = %folder, error = %e, "folder not found; skipped");
+                    continue;
+                }
+                other => other?,
+            };
             let stop = folder_report.incomplete;
             report.folders.push(folder_report);
             if stop {
