@@ -4,14 +4,14 @@
 
 mod connect;
 mod error;
+mod outcome;
 mod preflight;
 mod send;
 mod session;
 
 pub use connect::SmtpConnector;
 pub use error::{AUTH_DISABLED_CODE, AUTH_DISABLED_FIX, SmtpError};
+pub use outcome::{STALE_PENDING_SECONDS, SendError, SendFailure, SendResult};
 pub use preflight::{PREFLIGHT_KEY, PreflightError, PreflightReport, preflight};
-pub use send::{
-    DEFAULT_SMTP_TIMEOUT, Mailer, STALE_PENDING_SECONDS, SendError, SendFailure, SendResult,
-};
+pub use send::{DEFAULT_SMTP_TIMEOUT, Mailer};
 pub use session::{Delivery, DeliveryOutcome, Rejection, SmtpSession};

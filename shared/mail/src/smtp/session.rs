@@ -237,6 +237,23 @@ impl SmtpSession {
             }
         };
         let mut params = Vec::new();
+        // Internationalized addresses need SMTPUTF8 (RFC 6531); never send them without it.
+        if !from.is_ascii() || recipients.iter().any(|r| !r.is_ascii()) {
+            if !self
+                .conn
+                .server_info()
+                .supports_feature(Extension::SmtpUtfEight)
+            {
+                return not_sent(
+                    delivery,
+                    SmtpError::Protocol {
+                        during: "MAIL".into(),
+                        reason: "an address is not ASCII and the server lacks SMTPUTF8".into(),
+                    },
+                );
+            }
+            params.push(MailParameter::SmtpUtfEight);
+        }
         if !message.is_ascii() {
             if !self
                 .conn
