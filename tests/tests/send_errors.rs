@@ -193,3 +193,47 @@ async fn a_cut_after_the_data_is_uncertain_and_never_resent() {
     assert_eq!(replay["message_id"], result["message_id"]);
     assert_eq!(*server.messages.lock().unwrap(), 1, "never re-sent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_refused_even_fresh_marks_the_account_for_reauth() {
+    use base64::Engine as _;
+    // Gmail's way: an error challenge, an empty answer, then 535 5.7.8.
+    let challenge = base64::engine::general_purpose::STANDARD
+        .encode(r#"{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}"#);
+    let server = ScriptedSmtp::start(Script {
+        auth_challenge: Some(Box::leak(challenge.into_boxed_str())),
+        auth: "535 5.7.8 Username and Password not accepted",
+        ..Script::default()
+    })
+    .await;
+    let sender = Sender::create(Some(server.endpoint.clone()), None, &[]).await;
+    let before = sender.account().await;
+    let response = sender.send(Some("gmail-1"), &body(&new_email())).await;
+    assert_eq!(response.status(), 409);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:mailroom:problem:reauth-required");
+    // One login with the stored token, one with a refreshed one, each challenge answered empty.
+    let commands = server.commands();
+    assert_eq!(commands.iter().filter(|c| c.starts_with("AUTH")).count(), 2);
+    assert_eq!(
+        commands
+            .iter()
+            .filter(|c| *c == "challenge answer \"\\r\\n\"")
+            .count(),
+        2,
+        "{commands:?}"
+    );
+    assert!(!server.saw("MAIL"));
+    let after = sender.account().await;
+    assert_eq!(
+        after.status,
+        mailroom_core::domain::AccountStatus::ReauthRequired
+    );
+    assert!(after.status_reason.unwrap().contains("5.7.8"));
+    use secrecy::ExposeSecret;
+    assert_ne!(
+        after.tokens.access_token.expose_secret(),
+        before.tokens.access_token.expose_secret(),
+        "the token was refreshed before giving up"
+    );
+}

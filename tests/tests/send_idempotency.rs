@@ -196,6 +196,12 @@ async fn invalid_requests_send_and_store_nothing() {
         }
         assert_eq!(sender.record(key).await.0, 404, "{key}: nothing stored");
     }
+    // A body over API Gateway's 10 MB limit is refused before it is parsed.
+    let huge = json!({"to": [bob], "text": "x".repeat(10 * 1024 * 1024 + 1)});
+    let response = sender.send(Some("huge"), &huge).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(sender.record("huge").await.0, 404);
+
     // Without an idempotency key nothing happens either.
     let response = sender.send(None, &json!({"to": [bob], "text": "x"})).await;
     assert_eq!(response.status(), 400);

@@ -291,3 +291,69 @@ async fn the_preflight_checks_both_logins_and_is_kept_on_the_account() {
         .unwrap();
     assert_eq!(unknown.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_queues_the_preflight_then_the_mailbox_sends() {
+    use mailroom_core::ports::JobKind;
+    use mailroom_tests::oauth_server::connect::{
+        connect_mailbox, provider_settings_at, put_provider,
+    };
+
+    send_support::trust_test_ca();
+    let mut app = mailroom_tests::app::TestApp::spawn().await;
+    let oauth = mailroom_tests::app::server_env("MAILROOM_TEST_OAUTH_URL");
+    let settings =
+        provider_settings_at(&oauth, send_support::imap_port(), send_support::smtp_port());
+    put_provider(&app, "dovecot", &settings).await;
+    let email = new_email();
+    let account_id = connect_mailbox(&app, "dovecot", "owner-send", &email).await;
+
+    // The callback queued a Verify job; run it as the worker does.
+    let jobs = app.jobs.as_mut().expect("in-process queue");
+    let job = tokio::time::timeout(std::time::Duration::from_secs(5), jobs.recv())
+        .await
+        .expect("a job was queued")
+        .expect("the queue is open");
+    assert_eq!(
+        (job.account_id.as_str(), job.kind),
+        (account_id.as_str(), JobKind::Verify)
+    );
+    let services = &app.services;
+    let report = mailroom_mail::smtp::preflight(
+        &services.repo,
+        services.tokens.as_ref(),
+        services.tls.clone(),
+        &job.account_id,
+    )
+    .await
+    .expect("preflight");
+    assert_eq!((report.imap.as_str(), report.smtp.as_str()), ("ok", "ok"));
+    let shown: Value = app
+        .authed(reqwest::Method::GET, &format!("/v1/accounts/{account_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["preflight"]["smtp"], "ok", "{shown}");
+
+    let bob = new_email();
+    let response = app
+        .authed(
+            reqwest::Method::POST,
+            &format!("/v1/accounts/{account_id}/send"),
+        )
+        .header("Idempotency-Key", unique("k-"))
+        .json(&simple(&bob, "from a connected mailbox"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let m = MessageParser::default()
+        .parse(&inbox_with(&bob, 1).await[0])
+        .unwrap()
+        .subject()
+        .map(str::to_owned);
+    assert_eq!(m.as_deref(), Some("from a connected mailbox"));
+}

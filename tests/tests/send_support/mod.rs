@@ -264,6 +264,9 @@ pub async fn inbox_with(email: &str, n: usize) -> Vec<Vec<u8>> {
 /// What the scripted SMTP server answers at each step.
 #[derive(Debug, Clone)]
 pub struct Script {
+    /// Sent as `334 <challenge>` after the client's XOAUTH2 response (Gmail's error challenge);
+    /// the client must answer with an empty line before the `auth` reply.
+    pub auth_challenge: Option<&'static str>,
     pub auth: &'static str,
     pub mail: &'static str,
     pub rcpt: &'static str,
@@ -274,6 +277,7 @@ pub struct Script {
 impl Default for Script {
     fn default() -> Self {
         Self {
+            auth_challenge: None,
             auth: "235 2.7.0 Accepted",
             mail: "250 2.1.0 Ok",
             rcpt: "250 2.1.5 Ok",
@@ -369,6 +373,22 @@ async fn session(
         let reply: String = if upper.starts_with("EHLO") {
             "250-scripted\r\n250-AUTH XOAUTH2\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES".into()
         } else if upper.starts_with("AUTH") {
+            if upper.trim() == "AUTH XOAUTH2" {
+                // The two-step form: ask for the response, then read it.
+                io.get_mut().write_all(b"334 \r\n").await?;
+                let mut response = String::new();
+                io.read_line(&mut response).await?;
+            }
+            if let Some(challenge) = script.auth_challenge {
+                io.get_mut()
+                    .write_all(format!("334 {challenge}\r\n").as_bytes())
+                    .await?;
+                let mut answer = String::new();
+                io.read_line(&mut answer).await?;
+                log.lock()
+                    .expect("log")
+                    .push(format!("challenge answer {:?}", answer));
+            }
             script.auth.into()
         } else if upper.starts_with("MAIL") {
             script.mail.into()
