@@ -237,3 +237,56 @@ async fn a_token_refused_even_fresh_marks_the_account_for_reauth() {
         "the token was refreshed before giving up"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_starttls_never_sees_the_token() {
+    use mailroom_core::domain::{MailEndpoint, TlsMode};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    // A plain-text server that does not offer STARTTLS (or a downgrade by someone in between).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut io = BufReader::new(tcp);
+                let _ = io.get_mut().write_all(b"220 plain ESMTP\r\n").await;
+                let mut line = String::new();
+                while io.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    log.lock().unwrap().push(line.trim_end().to_owned());
+                    let reply: &[u8] = if line.to_ascii_uppercase().starts_with("EHLO") {
+                        b"250-plain\r\n250 AUTH XOAUTH2\r\n"
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    let _ = io.get_mut().write_all(reply).await;
+                    line.clear();
+                }
+            });
+        }
+    });
+    let endpoint = MailEndpoint {
+        host: "localhost".into(),
+        port,
+        tls: TlsMode::Starttls,
+    };
+    let sender = Sender::create(Some(endpoint), None, &[]).await;
+    let response = sender.send(Some("plain-1"), &body(&new_email())).await;
+    assert_eq!(response.status(), 502);
+    let problem: Value = response.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("STARTTLS"),
+        "{problem}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .all(|l| !l.to_ascii_uppercase().starts_with("AUTH")),
+        "{seen:?}"
+    );
+    assert_eq!(sender.record("plain-1").await.1["status"], "failed");
+}

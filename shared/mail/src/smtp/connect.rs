@@ -115,10 +115,10 @@ impl SmtpConnector {
     /// Greeting, EHLO and STARTTLS in plain text; returns the TCP stream ready for the handshake.
     async fn starttls_prelude(&self, tcp: TcpStream) -> Result<TcpStream, SmtpError> {
         let mut reader = BufReader::new(tcp);
-        expect(&mut reader, "the greeting", 220).await?;
+        expect_reply(&mut reader, "the greeting", 220).await?;
         let hello = format!("EHLO {}\r\n", self.hello);
         send(&mut reader, hello.as_bytes(), "EHLO").await?;
-        let lines = expect(&mut reader, "EHLO", 250).await?;
+        let lines = expect_reply(&mut reader, "EHLO", 250).await?;
         let offers_starttls = lines.iter().any(|l| {
             l.get(4..)
                 .is_some_and(|kw| kw.trim().eq_ignore_ascii_case("STARTTLS"))
@@ -127,7 +127,7 @@ impl SmtpConnector {
             return Err(SmtpError::NoStartTls);
         }
         send(&mut reader, b"STARTTLS\r\n", "STARTTLS").await?;
-        expect(&mut reader, "STARTTLS", 220).await?;
+        expect_reply(&mut reader, "STARTTLS", 220).await?;
         // Anything the server sent after its 220 would be plain text injected into the TLS
         // session (the STARTTLS command-injection attack): refuse rather than read it.
         if !reader.buffer().is_empty() {
@@ -159,7 +159,7 @@ async fn send(
 }
 
 /// Reads one (possibly multi-line) reply and requires `code`; returns its lines.
-async fn expect(
+async fn expect_reply(
     reader: &mut BufReader<TcpStream>,
     during: &str,
     code: u16,

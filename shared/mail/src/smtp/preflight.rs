@@ -255,7 +255,11 @@ async fn store(
     report: &PreflightReport,
 ) -> Result<(), PreflightError> {
     let value = serde_json::to_value(report).unwrap_or_default();
+    // Each conflict means another writer (a sync, a token refresh) just saved the account:
+    // re-reading settles it within a few rounds.
+    let mut attempts = 0;
     loop {
+        attempts += 1;
         let mut account = repo
             .get_account(account_id)
             .await?
@@ -266,7 +270,7 @@ async fn store(
         account.updated_at = now_unix();
         match repo.update_account(&mut account).await {
             Ok(()) => return Ok(()),
-            Err(e) if e.is_conflict() => continue,
+            Err(e) if e.is_conflict() && attempts < 5 => continue,
             Err(e) => return Err(e.into()),
         }
     }

@@ -69,8 +69,9 @@ impl fmt::Debug for SmtpSession {
     }
 }
 
-/// A line holding a token: wiped from memory when dropped. (lettre's `tracing` feature would log
-/// command lines; it stays off in this workspace for that reason.)
+/// A line holding a token, wiped from memory when dropped. lettre formats the command into a
+/// short-lived string of its own before writing it; its `tracing` feature would also log command
+/// lines, so that feature stays off in this workspace.
 struct SecretLine(Zeroizing<String>);
 
 impl fmt::Display for SecretLine {
