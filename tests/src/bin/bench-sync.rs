@@ -5,7 +5,8 @@
 //!
 //! Needs the test servers (`tests/servers/oauth.sh start`, `tests/servers/dovecot.sh start`, then
 //! source `$MAILROOM_TEST_STATE/env`). Usage: `cargo run --release -p mailroom-tests --bin
-//! bench-sync [messages]` (default 10,000).
+//! bench-sync [messages]` (default 10,000). `MAILROOM_BENCH_BATCH` and `MAILROOM_BENCH_IN_FLIGHT`
+//! override the batch size and blob uploads in flight.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +36,14 @@ fn env(name: &str) -> Result<String, BoxError> {
         format!("{name} is not set: start the test servers and source $MAILROOM_TEST_STATE/env")
             .into()
     })
+}
+
+/// A tuning knob from the environment (batch size, uploads in flight).
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Kilobytes of peak resident memory since the last reset.
@@ -280,7 +289,8 @@ async fn main() -> Result<(), BoxError> {
         connector,
         SyncSettings {
             backfill_limit: None,
-            batch_size: 100,
+            batch_size: knob("MAILROOM_BENCH_BATCH", 100),
+            max_in_flight: knob("MAILROOM_BENCH_IN_FLIGHT", 8),
             ..SyncSettings::default()
         },
     );
