@@ -58,6 +58,19 @@ async fn scheduled_sync_then_messages_api() {
         other => panic!("expected a synced job, got {other:?}"),
     }
 
+    // The account shows the per-folder counts.
+    let shown: Value = mbox
+        .app
+        .authed(Method::GET, &format!("/v1/accounts/{}", mbox.account_id))
+        .send()
+        .await
+        .expect("account")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(shown["folders"]["INBOX"]["messages"], json!(3));
+    assert!(shown["last_sync_at"].is_string());
+
     // Pages, newest first.
     let base = format!("/v1/accounts/{}/messages", mbox.account_id);
     let page1: Value = mbox

@@ -49,6 +49,9 @@ pub fn account_view(a: &Account) -> Value {
         "last_error": a.last_error,
         "failure_count": a.failure_count,
         "preflight": a.extra.get("preflight"),
+        // Written by the sync engine: per-folder message counts and a provider back-off.
+        "folders": a.extra.get("folders"),
+        "parked_until": a.extra.get("parked_until").and_then(|v| v.as_i64()).map(to_rfc3339),
     })
 }
 
