@@ -14,7 +14,7 @@ use mailroom_core::domain::AccountStatus;
 use mailroom_core::time::now_unix;
 use mailroom_mail::sync::{SyncOutcome, SyncReport, SyncSettings, delete_account_messages};
 use serde_json::json;
-use sync_support::{CommandLog, Mailbox, Proxy, ProxyMode, deliver, message};
+use sync_support::{CommandLog, CountingStore, Mailbox, Proxy, ProxyMode, deliver, message};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -139,6 +139,24 @@ async fn first_sync_then_only_new_mail_then_nothing_fetched() {
         "{commands:?}"
     );
     assert!(commands.len() <= 8, "{commands:?}");
+    // …and a constant, small number of store requests, the same on every such run.
+    let counting = CountingStore::new(mbox.app.services.repo.store().clone());
+    let counted = mbox.engine_over(counting.clone(), settings(40), None);
+    let mut requests = Vec::new();
+    for _ in 0..2 {
+        let report = synced(
+            counted
+                .sync_account(&mbox.account_id, deadline())
+                .await
+                .expect("sync"),
+        );
+        assert!(report.folders.iter().all(|f| f.unchanged));
+        requests.push(counting.take());
+    }
+    assert!(
+        requests[0] <= 8 && requests[0] == requests[1],
+        "{requests:?}"
+    );
     assert_eq!(mbox.stored("INBOX").await.len(), 303);
 
     // CONDSTORE: a flag changed on the server is applied to the stored message.

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 mod net;
+mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,8 @@ use tokio::net::TcpStream;
 // Each test binary uses its own share of the support module.
 #[allow(unused_imports)]
 pub use net::{CommandLog, Proxy, ProxyMode};
+#[allow(unused_imports)]
+pub use store::CountingStore;
 
 /// The test servers' coordinates, from the env file `tests/run` sources.
 pub struct Servers {
@@ -179,6 +182,29 @@ impl Mailbox {
             provider_id,
             tls: test_tls(&s.ca),
         }
+    }
+
+    /// A sync engine whose store requests go through `store` (a wrapper of the app's store).
+    pub fn engine_over(
+        &self,
+        store: Arc<dyn mailroom_core::ports::ItemStore>,
+        settings: SyncSettings,
+        wrapper: Option<StreamWrapper>,
+    ) -> SyncEngine {
+        let repo =
+            mailroom_core::records::Repository::new(store, self.app.services.repo.sealer().clone());
+        let mut connector = ImapConnector::new(self.tls.clone(), Duration::from_secs(30));
+        if let Some(w) = wrapper {
+            connector = connector.with_wrapper(w);
+        }
+        let services = &self.app.services;
+        SyncEngine::new(
+            repo,
+            services.blobs.clone(),
+            services.tokens.clone(),
+            connector,
+            settings,
+        )
     }
 
     /// A sync engine over the app's services; `wrapper` sees the decrypted IMAP stream.
