@@ -97,6 +97,34 @@ async fn concurrent_duplicates_deliver_once() {
     assert_eq!(r.status(), 409);
     assert_eq!(r.headers()["retry-after"], "5");
     assert!(inbox(&carol).await.is_empty());
+
+    // A claim left pending by a process that died mid-send (older than any Lambda may run)
+    // may have sent: it reads as uncertain and is never sent again.
+    let old = now - mailroom_mail::smtp::STALE_PENDING_SECONDS - 60;
+    let abandoned = SendRecord {
+        idempotency_key: "abandoned-key".into(),
+        created_at: old,
+        updated_at: old,
+        ..claim
+    };
+    sender
+        .app
+        .services
+        .repo
+        .claim_send(&abandoned)
+        .await
+        .unwrap();
+    let (status, record) = sender.record("abandoned-key").await;
+    assert_eq!(
+        (status, record["status"].as_str()),
+        (200, Some("uncertain"))
+    );
+    let r = sender.send(Some("abandoned-key"), &body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["idempotent-replay"], "true");
+    let replay: Value = r.json().await.unwrap();
+    assert_eq!(replay["status"], "uncertain");
+    assert!(inbox(&carol).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
