@@ -20,7 +20,7 @@ async fn auth_disabled_for_the_tenant_names_the_admin_fix() {
     })
     .await;
     let sender = Sender::create(Some(server.endpoint.clone()), None, &[]).await;
-    let version_before = sender.account().await.version;
+    let tokens_before = sender.account().await.tokens.access_token;
     let response = sender.send(Some("tenant-1"), &body(&new_email())).await;
     assert_eq!(response.status(), 409);
     let problem: Value = response.json().await.unwrap();
@@ -45,10 +45,35 @@ async fn auth_disabled_for_the_tenant_names_the_admin_fix() {
         .count();
     assert_eq!(auths, 1);
     assert!(!server.saw("MAIL"));
+    // The token is kept (not refreshed) and the account shows the problem with its fix at once.
+    use secrecy::ExposeSecret;
+    let account = sender.account().await;
     assert_eq!(
-        sender.account().await.version,
-        version_before,
-        "the account was not touched"
+        account.tokens.access_token.expose_secret(),
+        tokens_before.expose_secret()
+    );
+    assert_eq!(account.status, mailroom_core::domain::AccountStatus::Active);
+    let shown: Value = sender
+        .app
+        .authed(
+            reqwest::Method::GET,
+            &format!("/v1/accounts/{}", sender.account_id),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown["preflight"]["smtp"], "auth_disabled_for_tenant",
+        "{shown}"
+    );
+    assert!(
+        shown["preflight"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("Set-CASMailbox")
     );
     let (_, record) = sender.record("tenant-1").await;
     assert_eq!(record["status"], "failed");

@@ -2,11 +2,13 @@
 //! by the sender (a long-pending record reads as `uncertain`; a token refused even fresh marks
 //! the account `reauth_required`).
 
-use mailroom_core::domain::{AccountStatus, SendRecord, SendStatus};
+use mailroom_core::domain::{Account, AccountStatus, SendRecord, SendStatus};
 use mailroom_core::records::{RecordError, Repository};
-use mailroom_core::time::now_unix;
+use mailroom_core::time::{now_unix, to_rfc3339};
+use serde_json::{Map, Value, json};
 
-use super::error::SmtpError;
+use super::error::{AUTH_DISABLED_FIX, SmtpError};
+use super::preflight::PREFLIGHT_KEY;
 use crate::compose::ComposeError;
 
 /// A record pending this long belongs to a process that died mid-send (a Lambda lives at most
@@ -75,27 +77,59 @@ pub(crate) fn reported(mut record: SendRecord) -> SendRecord {
     record
 }
 
-/// Marks an account `reauth_required` (best effort: the caller's error says the same).
-pub(crate) async fn mark_reauth_required(repo: &Repository, account_id: &str, reason: &str) {
+/// Applies `change` to the stored account, re-reading it on a conflict; best effort (the
+/// caller's error already says the same thing).
+async fn change_account(
+    repo: &Repository,
+    account_id: &str,
+    what: &str,
+    change: impl Fn(&mut Account),
+) {
     for _ in 0..3 {
         let mut account = match repo.get_account(account_id).await {
             Ok(Some(a)) => a,
             Ok(None) => return,
             Err(e) => {
-                tracing::warn!(account_id, error = %e, "could not read the account to mark it");
+                tracing::warn!(account_id, error = %e, what, "could not read the account");
                 return;
             }
         };
-        account.status = AccountStatus::ReauthRequired;
-        account.status_reason = Some(reason.to_owned());
+        change(&mut account);
         account.updated_at = now_unix();
         match repo.update_account(&mut account).await {
             Ok(()) => return,
             Err(e) if e.is_conflict() => continue,
             Err(e) => {
-                tracing::warn!(account_id, error = %e, "could not mark the account reauth_required");
+                tracing::warn!(account_id, error = %e, what, "could not update the account");
                 return;
             }
         }
     }
+}
+
+/// Marks an account `reauth_required`.
+pub(crate) async fn mark_reauth_required(repo: &Repository, account_id: &str, reason: &str) {
+    change_account(repo, account_id, "mark reauth_required", |a| {
+        a.status = AccountStatus::ReauthRequired;
+        a.status_reason = Some(reason.to_owned());
+    })
+    .await;
+}
+
+/// Records on the account's preflight that SMTP AUTH is disabled for its tenant, so the account
+/// view says so (and names the fix) without waiting for the next preflight.
+pub(crate) async fn note_auth_disabled(repo: &Repository, account_id: &str, reply: &str) {
+    change_account(repo, account_id, "note SMTP AUTH disabled", |a| {
+        let mut preflight = match a.extra.get(PREFLIGHT_KEY) {
+            Some(Value::Object(map)) => map.clone(),
+            _ => Map::from_iter([("imap".to_owned(), json!("not_checked"))]),
+        };
+        preflight.insert("smtp".into(), json!("auth_disabled_for_tenant"));
+        preflight.insert("smtp_detail".into(), json!(reply));
+        preflight.insert("fix".into(), json!(AUTH_DISABLED_FIX));
+        preflight.insert("checked_at".into(), json!(to_rfc3339(now_unix())));
+        a.extra
+            .insert(PREFLIGHT_KEY.to_owned(), Value::Object(preflight));
+    })
+    .await;
 }

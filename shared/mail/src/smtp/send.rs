@@ -23,7 +23,8 @@ use mailroom_core::time::now_unix;
 use super::connect::SmtpConnector;
 use super::error::SmtpError;
 use super::outcome::{
-    STALE_PENDING_SECONDS, SendError, SendFailure, SendResult, mark_reauth_required, reported,
+    STALE_PENDING_SECONDS, SendError, SendFailure, SendResult, mark_reauth_required,
+    note_auth_disabled, reported,
 };
 use super::session::{DeliveryOutcome, SmtpSession};
 use crate::compose::{self, ComposeError, Composed, Limits, ReplyContext, SendRequest};
@@ -230,6 +231,9 @@ impl Mailer {
                 record.status = SendStatus::Failed;
                 record.error = Some(failure.to_string());
                 self.finish(&claimed, &record).await;
+                if let SendFailure::Smtp(SmtpError::AuthDisabled { reply }) = &failure {
+                    note_auth_disabled(&self.repo, &account.id, reply).await;
+                }
                 return Err(SendError::Failed {
                     record: Box::new(record),
                     failure,
