@@ -20,7 +20,7 @@ env_remove() {
   [ -f "$ENV_FILE" ] || return 0
   local tmp
   tmp="$(mktemp "$STATE/env.XXXXXX")"
-  grep -v -E '^export MAILROOM_TEST_(IMAP_PORT|SMTP_PORT|LMTP_PORT|CA|DOVECOT_DIR)=' "$ENV_FILE" >"$tmp" || true
+  grep -v -E '^export MAILROOM_TEST_(IMAP_PORT|IMAP_STARTTLS_PORT|SMTP_PORT|LMTP_PORT|CA|DOVECOT_DIR)=' "$ENV_FILE" >"$tmp" || true
   mv "$tmp" "$ENV_FILE"
 }
 
@@ -116,11 +116,13 @@ start() {
     return 1
   fi
 
-  local imap_port smtp_port lmtp_port relay_port
-  imap_port="$(free_port)"; smtp_port="$(free_port)"; lmtp_port="$(free_port)"; relay_port="$(free_port)"
+  local imap_port imap_starttls_port smtp_port lmtp_port relay_port
+  imap_port="$(free_port)"; imap_starttls_port="$(free_port)"; smtp_port="$(free_port)"
+  lmtp_port="$(free_port)"; relay_port="$(free_port)"
   local subst=(
     -e "s|@DIR@|$DIR|g" -e "s|@OAUTH_URL@|${MAILROOM_TEST_OAUTH_URL%/}|g"
-    -e "s|@IMAP_PORT@|$imap_port|g" -e "s|@SMTP_PORT@|$smtp_port|g"
+    -e "s|@IMAP_PORT@|$imap_port|g" -e "s|@IMAP_STARTTLS_PORT@|$imap_starttls_port|g"
+    -e "s|@SMTP_PORT@|$smtp_port|g"
     -e "s|@LMTP_PORT@|$lmtp_port|g" -e "s|@RELAY_PORT@|$relay_port|g"
     -e "s|@PORT_TAG@|$imap_port|g"
     -e "s|@MAIL_USER@|$mail_user|g" -e "s|@MAIL_GROUP@|$mail_group|g"
@@ -143,17 +145,18 @@ start() {
   python3 "$HERE/dovecot/smtp_to_lmtp.py" "$relay_port" "$lmtp_port" >>"$DIR/relay.log" 2>&1 &
   echo $! >"$DIR/relay.pid"
 
-  wait_port "$imap_port"; wait_port "$smtp_port"; wait_port "$lmtp_port"; wait_port "$relay_port"
+  wait_port "$imap_port"; wait_port "$imap_starttls_port"; wait_port "$smtp_port"; wait_port "$lmtp_port"; wait_port "$relay_port"
 
   env_remove
   {
     echo "export MAILROOM_TEST_IMAP_PORT=$imap_port"
+    echo "export MAILROOM_TEST_IMAP_STARTTLS_PORT=$imap_starttls_port"
     echo "export MAILROOM_TEST_SMTP_PORT=$smtp_port"
     echo "export MAILROOM_TEST_LMTP_PORT=$lmtp_port"
     echo "export MAILROOM_TEST_CA=$DIR/tls/ca.crt"
     echo "export MAILROOM_TEST_DOVECOT_DIR=$DIR"
   } >>"$ENV_FILE"
-  log "started (pid $(cat "$PID_FILE")): imaps $imap_port, submission $smtp_port, lmtp $lmtp_port"
+  log "started (pid $(cat "$PID_FILE")): imaps $imap_port, imap+starttls $imap_starttls_port, submission $smtp_port, lmtp $lmtp_port"
 }
 
 stop_pid_file() {

@@ -1,7 +1,8 @@
 //! Sync and account health against the real Dovecot and test OAuth server: an access token the
 //! provider expired is refreshed during the sync, a revoked one marks the account
-//! `reauth_required`, a token over 4 KB logs in, and repeated connection failures degrade the
-//! account until a sync succeeds.
+//! `reauth_required`, a token over 4 KB logs in, repeated connection failures degrade the account
+//! until a sync succeeds, a STARTTLS endpoint works, and a refused login's error challenge is
+//! decoded.
 
 mod sync_support;
 
@@ -179,4 +180,58 @@ async fn repeated_connection_failures_degrade_the_account_until_a_sync_succeeds(
         (account.status, account.failure_count, account.last_error),
         (AccountStatus::Active, 0, None)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starttls_endpoint_syncs() {
+    let mbox = Mailbox::create(None, None, json!({"sync_folders": ["INBOX"]})).await;
+    let port: u16 = mailroom_tests::app::server_env("MAILROOM_TEST_IMAP_STARTTLS_PORT")
+        .parse()
+        .expect("a port");
+    let repo = &mbox.app.services.repo;
+    let mut provider = repo
+        .get_provider(&mbox.provider_id)
+        .await
+        .expect("read")
+        .expect("provider");
+    provider.imap.port = port;
+    provider.imap.tls = mailroom_core::domain::TlsMode::Starttls;
+    let version = provider.version;
+    provider.version += 1;
+    repo.put_provider(&provider, Some(version))
+        .await
+        .expect("STARTTLS endpoint");
+    deliver(&mbox.email, &[message("starttls", 0, 2)]).await;
+    let engine = mbox.engine(settings(10), None);
+    let report = synced(
+        engine
+            .sync_account(&mbox.account_id, deadline())
+            .await
+            .expect("sync"),
+    );
+    assert_eq!(report.new_messages(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_login_reports_the_decoded_error_challenge() {
+    use mailroom_mail::imap::{ImapConnector, ImapError, challenge_status};
+    let s = sync_support::servers();
+    let connector = ImapConnector::new(sync_support::test_tls(&s.ca), Duration::from_secs(30));
+    let endpoint = mailroom_core::domain::MailEndpoint {
+        host: "localhost".into(),
+        port: s.imap_port,
+        tls: mailroom_core::domain::TlsMode::Implicit,
+    };
+    let token = secrecy::SecretString::from("not-a-token-the-provider-knows");
+    match connector
+        .open_session(&endpoint, "nobody@example.test", &token)
+        .await
+    {
+        Err(ImapError::Auth {
+            challenge: Some(challenge),
+            ..
+        }) => assert_eq!(challenge_status(&challenge).as_deref(), Some("401")),
+        Err(other) => panic!("expected an authentication failure, got {other}"),
+        Ok(_) => panic!("an unknown token logged in"),
+    }
 }
