@@ -197,4 +197,36 @@ fn the_key_rotates_and_only_sealing_functions_use_it_with_our_encryption_context
         sealing["Condition"]["Null"]["kms:EncryptionContextKeys"],
         "false"
     );
+    // At-rest encryption through the services: every function reads the table; only the blob
+    // users go through S3.
+    let via = |service: &str| -> BTreeSet<String> {
+        let statement = statements
+            .iter()
+            .find(|s| {
+                let v = serde_yaml::to_string(&s["Condition"]["StringEquals"]["kms:ViaService"])
+                    .expect("yaml");
+                v.contains(&format!("{service}.${{AWS::Region}}"))
+                    && s["Principal"]["Service"].is_null()
+                    && !refs(&s["Principal"]["AWS"]).is_empty()
+            })
+            .unwrap_or_else(|| panic!("no key statement for use through {service}"));
+        refs(&statement["Principal"]["AWS"])
+    };
+    let roles_using = |adapter: Option<Adapter>| -> BTreeSet<String> {
+        FUNCTION_PORTS
+            .iter()
+            .filter(|(_, ports)| adapter.is_none_or(|a| ports.contains(&a)))
+            .map(|(f, _)| grants(&t, f).0)
+            .collect()
+    };
+    assert_eq!(
+        via("dynamodb"),
+        roles_using(None),
+        "roles using the table's key"
+    );
+    assert_eq!(
+        via("s3"),
+        roles_using(Some(Adapter::Blobs)),
+        "roles using the bucket's key"
+    );
 }
