@@ -315,3 +315,22 @@ async fn a_server_without_starttls_never_sees_the_token() {
     );
     assert_eq!(sender.record("plain-1").await.1["status"], "failed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refusing_the_one_line_login_gets_the_two_step_form() {
+    let server = ScriptedSmtp::start(Script {
+        refuse_initial_response: true,
+        ..Script::default()
+    })
+    .await;
+    let sender = Sender::create(Some(server.endpoint.clone()), None, &[]).await;
+    let response = sender.send(Some("form-1"), &body(&new_email())).await;
+    assert_eq!(response.status(), 200);
+    let auths: Vec<String> = server
+        .commands()
+        .into_iter()
+        .filter(|c| c.starts_with("AUTH"))
+        .collect();
+    assert_eq!(auths, vec!["AUTH XOAUTH2 ***", "AUTH XOAUTH2"]);
+    assert_eq!(*server.messages.lock().unwrap(), 1);
+}

@@ -267,6 +267,8 @@ pub struct Script {
     /// Sent as `334 <challenge>` after the client's XOAUTH2 response (Gmail's error challenge);
     /// the client must answer with an empty line before the `auth` reply.
     pub auth_challenge: Option<&'static str>,
+    /// Answer `AUTH XOAUTH2 <response>` on one line with 501 (only the two-step form works).
+    pub refuse_initial_response: bool,
     pub auth: &'static str,
     pub mail: &'static str,
     pub rcpt: &'static str,
@@ -278,6 +280,7 @@ impl Default for Script {
     fn default() -> Self {
         Self {
             auth_challenge: None,
+            refuse_initial_response: false,
             auth: "235 2.7.0 Accepted",
             mail: "250 2.1.0 Ok",
             rcpt: "250 2.1.5 Ok",
@@ -364,7 +367,9 @@ async fn session(
         }
         let line = line.trim_end().to_owned();
         let upper = line.to_ascii_uppercase();
-        let logged = if upper.starts_with("AUTH") {
+        let logged = if upper.trim() == "AUTH XOAUTH2" {
+            "AUTH XOAUTH2".to_owned()
+        } else if upper.starts_with("AUTH") {
             "AUTH XOAUTH2 ***".to_owned()
         } else {
             line.clone()
@@ -372,6 +377,11 @@ async fn session(
         log.lock().expect("log").push(logged);
         let reply: String = if upper.starts_with("EHLO") {
             "250-scripted\r\n250-AUTH XOAUTH2\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES".into()
+        } else if upper.starts_with("AUTH")
+            && script.refuse_initial_response
+            && upper.trim() != "AUTH XOAUTH2"
+        {
+            "501 5.5.4 Initial response not accepted".into()
         } else if upper.starts_with("AUTH") {
             if upper.trim() == "AUTH XOAUTH2" {
                 // The two-step form: ask for the response, then read it.

@@ -237,3 +237,49 @@ fn a_reply_threads_under_its_parent() {
     let without_id = MessageMeta::default();
     assert!(ReplyContext::from_parent(&without_id).is_none());
 }
+
+#[test]
+fn every_body_shape_builds_and_parses() {
+    let bytes = STANDARD.encode(b"\x00\x01binary\xff");
+    let shapes = [
+        (
+            serde_json::json!({"to": ["b@example.test"], "html": "<b>only html</b>"}),
+            "text/html",
+            0,
+        ),
+        (
+            serde_json::json!({"to": ["b@example.test"], "attachments": [
+            {"filename": "a.bin", "content_type": "application/octet-stream", "content_base64": bytes}]}),
+            "multipart/mixed",
+            1,
+        ),
+        (
+            serde_json::json!({"to": ["b@example.test"], "attachments": [
+            {"filename": "i.png", "content_type": "image/png", "content_base64": bytes, "content_id": "i"},
+            {"filename": "a.bin", "content_type": "application/octet-stream", "content_base64": bytes}]}),
+            "multipart/mixed",
+            2,
+        ),
+        (
+            serde_json::json!({"to": ["b@example.test"], "text": "t", "attachments": [
+            {"filename": "i.png", "content_type": "image/png", "content_base64": bytes, "content_id": "i"}]}),
+            "multipart/related",
+            1,
+        ),
+    ];
+    for (json, top, parts) in shapes {
+        let draft = validate(&request(json.clone()), &Limits::default()).unwrap();
+        let composed = build(&draft, &sender(), None, SystemTime::now()).unwrap();
+        let parsed = MessageParser::default().parse(&composed.bytes).unwrap();
+        let ct = parsed.content_type().unwrap();
+        assert_eq!(
+            format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")),
+            top,
+            "{json}"
+        );
+        assert_eq!(parsed.attachments().count(), parts, "{json}");
+        for a in parsed.attachments() {
+            assert_eq!(a.contents(), b"\x00\x01binary\xff", "{json}");
+        }
+    }
+}
