@@ -40,11 +40,15 @@ pub fn imap_port() -> u16 {
 }
 
 /// Makes the app's TLS trust the test CA the way production trusts a private CA: through
-/// `SSL_CERT_FILE`. Set once, before any test of the binary builds a client.
+/// `SSL_CERT_FILE`. `tests/run` exports it; when a test runs with only the servers' env file
+/// sourced, it is set here once, before any test of the binary builds a client.
 pub fn trust_test_ca() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let ca = server_env("MAILROOM_TEST_CA");
+        if std::env::var("SSL_CERT_FILE").ok().as_deref() == Some(ca.as_str()) {
+            return;
+        }
         // SAFETY: every test calls this first and `Once` makes the others wait, so no thread of
         // this binary reads the environment while it is written.
         unsafe { std::env::set_var("SSL_CERT_FILE", ca) };
