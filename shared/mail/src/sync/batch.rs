@@ -1,13 +1,14 @@
 //! One FETCH batch: every message's raw source goes to the blob store as it arrives (a bounded
 //! number of uploads in flight, so memory stays flat), then the batch's metadata is written in
-//! one `put_many`. Only after that may the caller advance the folder cursor. Writes are keyed
-//! on (account, folder, UIDVALIDITY, UID), so a retried batch rewrites the same items.
+//! one `put_many`, and only then the folder cursor. Writes are keyed on (account, folder,
+//! UIDVALIDITY, UID), so a retried batch rewrites the same items. A batch commits while the
+//! next one is fetched; commits stay in order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mailroom_core::domain::MessageMeta;
-use mailroom_core::ports::BlobStore;
+use mailroom_core::domain::{FolderCursor, MessageMeta};
+use mailroom_core::ports::{BlobError, BlobStore};
 use mailroom_core::records::{MessageKey, Repository};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -107,18 +108,51 @@ fn to_meta(
     }
 }
 
-/// Fetches `set` and stores every message in it whose UID passes `wanted`.
-pub(crate) async fn fetch_and_store(
+/// A fetched batch whose raw sources are uploading; [`FetchedBatch::commit`] makes it durable.
+pub(crate) struct FetchedBatch {
+    pub result: BatchResult,
+    metas: Vec<MessageMeta>,
+    replaced: Vec<MessageKey>,
+    uploads: JoinSet<Result<(), BlobError>>,
+}
+
+impl FetchedBatch {
+    /// Waits for the uploads, writes the metadata, then the cursor (in that order, so a crash
+    /// at any point loses nothing and the retried batch rewrites the same items). Owns what it
+    /// needs, so it can run while the next batch is fetched.
+    pub(crate) async fn commit(
+        mut self,
+        repo: Repository,
+        account_id: String,
+        cursor: FolderCursor,
+    ) -> Result<(), SyncError> {
+        while let Some(done) = self.uploads.join_next().await {
+            done.map_err(|e| SyncError::Internal(format!("a blob upload task failed: {e}")))??;
+        }
+        repo.put_messages(&self.metas).await?;
+        if !self.replaced.is_empty() {
+            repo.delete_messages(&account_id, &self.replaced).await?;
+        }
+        repo.put_folder_cursor(&account_id, &cursor).await?;
+        Ok(())
+    }
+}
+
+/// Fetches `set`: every message whose UID passes `wanted` starts uploading as it arrives (at
+/// most `max_in_flight` at once); its metadata is kept for [`FetchedBatch::commit`].
+pub(crate) async fn fetch_batch(
     session: &mut ImapSession,
     target: &BatchTarget<'_>,
     set: &str,
     wanted: impl Fn(u32) -> bool,
     reconcile: &mut ReconcileMap,
-) -> Result<BatchResult, SyncError> {
-    let mut result = BatchResult::default();
-    let mut metas = Vec::new();
-    let mut replaced = Vec::new();
-    let mut uploads: JoinSet<Result<(), mailroom_core::ports::BlobError>> = JoinSet::new();
+) -> Result<FetchedBatch, SyncError> {
+    let mut batch = FetchedBatch {
+        result: BatchResult::default(),
+        metas: Vec::new(),
+        replaced: Vec::new(),
+        uploads: JoinSet::new(),
+    };
     let permits = Arc::new(Semaphore::new(target.max_in_flight.max(1)));
 
     session
@@ -137,8 +171,8 @@ pub(crate) async fn fetch_and_store(
             );
             continue;
         };
-        result.fetched += 1;
-        result.bytes += body.len() as u64;
+        batch.result.fetched += 1;
+        batch.result.bytes += body.len() as u64;
         let key = MessageKey::new(target.folder, target.uid_validity, m.uid);
         // On Gmail one message shows under several labels: one blob per X-GM-MSGID.
         let fresh_blob_key = match m.gmail_msgid {
@@ -164,11 +198,11 @@ pub(crate) async fn fetch_and_store(
                 // The same message under a new UIDVALIDITY: keep its blob and first-seen time.
                 meta.blob_key = old.blob_key;
                 meta.stored_at = old.stored_at;
-                replaced.push(old.key);
-                result.reconciled += 1;
+                batch.replaced.push(old.key);
+                batch.result.reconciled += 1;
             }
             None => {
-                result.new += 1;
+                batch.result.new += 1;
                 let permit = permits
                     .clone()
                     .acquire_owned()
@@ -176,30 +210,20 @@ pub(crate) async fn fetch_and_store(
                     .map_err(|_| SyncError::Internal("the upload limiter closed".into()))?;
                 let blobs = target.blobs.clone();
                 let blob_key = meta.blob_key.clone();
-                uploads.spawn(async move {
+                batch.uploads.spawn(async move {
                     let out = blobs.put(&blob_key, body).await;
                     drop(permit);
                     out
                 });
             }
         }
-        metas.push(meta);
+        batch.metas.push(meta);
         // Surface upload failures early instead of after the whole batch.
-        while let Some(done) = uploads.try_join_next() {
+        while let Some(done) = batch.uploads.try_join_next() {
             done.map_err(|e| SyncError::Internal(format!("a blob upload task failed: {e}")))??;
         }
     }
-    while let Some(done) = uploads.join_next().await {
-        done.map_err(|e| SyncError::Internal(format!("a blob upload task failed: {e}")))??;
-    }
-    target.repo.put_messages(&metas).await?;
-    if !replaced.is_empty() {
-        target
-            .repo
-            .delete_messages(target.account_id, &replaced)
-            .await?;
-    }
-    Ok(result)
+    Ok(batch)
 }
 
 /// Loads the messages stored under `old_validity` for matching.

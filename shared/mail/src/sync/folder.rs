@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use mailroom_core::domain::FolderCursor;
 use tokio::time::Instant;
 
-use super::batch::{BatchResult, BatchTarget, ReconcileMap, fetch_and_store, load_reconcile_map};
+use super::batch::{
+    BatchResult, BatchTarget, FetchedBatch, ReconcileMap, fetch_batch, load_reconcile_map,
+};
 use super::{SyncError, SyncSettings};
 use crate::imap::{FolderStatus, ImapSession};
 use mailroom_core::records::MessageKey;
@@ -69,6 +71,19 @@ fn imap_date(unix: i64) -> String {
         .to_string()
 }
 
+/// A batch commit running in the background.
+type Commit = tokio::task::JoinHandle<Result<(), SyncError>>;
+
+/// Waits for the running commit, if any.
+async fn settle(pending: &mut Option<Commit>) -> Result<(), SyncError> {
+    if let Some(commit) = pending.take() {
+        commit
+            .await
+            .map_err(|e| SyncError::Internal(format!("a batch commit task failed: {e}")))??;
+    }
+    Ok(())
+}
+
 pub(crate) struct FolderJob<'a> {
     pub target: BatchTarget<'a>,
     pub settings: &'a SyncSettings,
@@ -84,6 +99,36 @@ impl FolderJob<'_> {
             .repo
             .put_folder_cursor(self.target.account_id, cursor)
             .await?;
+        Ok(())
+    }
+
+    /// Hands a fetched batch to its commit, which runs while the next batch is fetched. The
+    /// previous commit finishes first, so cursors are written in order; `cursor` already says
+    /// where the folder stands once this batch is stored. A failed fetch still lets the previous
+    /// batch commit, so what was fully fetched is kept.
+    async fn commit_after(
+        &self,
+        fetched: Result<FetchedBatch, SyncError>,
+        pending: &mut Option<Commit>,
+        report: &mut FolderReport,
+        cursor: &mut FolderCursor,
+    ) -> Result<(), SyncError> {
+        let fetched = match fetched {
+            Ok(batch) => batch,
+            Err(e) => {
+                settle(pending).await?;
+                return Err(e);
+            }
+        };
+        add(report, cursor, fetched.result);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        cursor.updated_at = self.target.now;
+        settle(pending).await?;
+        *pending = Some(tokio::spawn(fetched.commit(
+            self.target.repo.clone(),
+            self.target.account_id.to_owned(),
+            cursor.clone(),
+        )));
         Ok(())
     }
 
@@ -189,24 +234,26 @@ impl FolderJob<'_> {
             .into_iter()
             .filter(|uid| *uid > above)
             .collect();
+        let mut pending = None;
         for chunk in uids.chunks(self.settings.batch_size.max(1)) {
             if self.out_of_time() {
+                settle(&mut pending).await?;
                 return Ok(false);
             }
             let (lo, hi) = (chunk[0], chunk[chunk.len() - 1]);
-            let r = fetch_and_store(
+            let fetched = fetch_batch(
                 session,
                 &self.target,
                 &format!("{lo}:{hi}"),
                 |uid| uid > above && uid >= lo && uid <= hi,
                 reconcile,
             )
-            .await?;
-            add(report, cursor, r);
-            self.batches.fetch_add(1, Ordering::Relaxed);
+            .await;
             cursor.last_uid = cursor.last_uid.max(hi);
-            self.save(cursor).await?;
+            self.commit_after(fetched, &mut pending, report, cursor)
+                .await?;
         }
+        settle(&mut pending).await?;
         // Everything below UIDNEXT (as of SELECT) has been handled, even UIDs already expunged.
         cursor.last_uid = cursor.last_uid.max(selected.uid_next.saturating_sub(1));
         Ok(true)
@@ -292,24 +339,26 @@ impl FolderJob<'_> {
         }
         uids.retain(|uid| *uid >= cursor.backfill_floor);
         uids.reverse();
+        let mut pending = None;
         for chunk in uids.chunks(self.settings.batch_size.max(1)) {
             if self.out_of_time() {
+                settle(&mut pending).await?;
                 return Ok(false);
             }
             let (hi, lo) = (chunk[0], chunk[chunk.len() - 1]);
-            let r = fetch_and_store(
+            let fetched = fetch_batch(
                 session,
                 &self.target,
                 &format!("{lo}:{hi}"),
                 |uid| uid >= lo && uid <= hi,
                 reconcile,
             )
-            .await?;
-            add(report, cursor, r);
-            self.batches.fetch_add(1, Ordering::Relaxed);
+            .await;
             cursor.backfill_below = lo;
-            self.save(cursor).await?;
+            self.commit_after(fetched, &mut pending, report, cursor)
+                .await?;
         }
+        settle(&mut pending).await?;
         cursor.backfill_below = 0;
         Ok(true)
     }
