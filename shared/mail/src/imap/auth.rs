@@ -26,7 +26,8 @@ impl Authenticator for &mut XOAuth2 {
     type Response = Zeroizing<Vec<u8>>;
 
     fn process(&mut self, challenge: &[u8]) -> Self::Response {
-        if !self.sent && challenge.is_empty() {
+        // The first continuation asks for the credentials (some servers put text in it).
+        if !self.sent {
             self.sent = true;
             return self.payload.clone();
         }
