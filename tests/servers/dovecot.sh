@@ -107,7 +107,6 @@ start() {
   chmod o+x "$STATE" "$DIR"
   make_tls
 
-  # Mail is written by an unprivileged user; it must be able to reach the mail directory.
   local mail_user=nobody mail_group
   mail_group="$(id -gn "$mail_user")"
   chown "$mail_user:$mail_group" "$DIR/mail"
@@ -131,6 +130,8 @@ start() {
   sed "${subst[@]}" "$HERE/dovecot/dovecot-oauth2.conf.ext.in" >"$DIR/dovecot-oauth2.conf.ext"
   : >"$DIR/dovecot.log"
 
+  # A stale pid file from a killed instance must not be mistaken for the new master's.
+  rm -f "$DIR/run/master.pid"
   dovecot -c "$DIR/dovecot.conf"
   # The master writes its pid under base_dir.
   for _ in $(seq 1 50); do [ -s "$DIR/run/master.pid" ] && break; sleep 0.1; done
@@ -142,7 +143,8 @@ start() {
   cp "$DIR/run/master.pid" "$PID_FILE"
 
   # Submission relays over SMTP, which Dovecot's LMTP does not speak: a small bridge translates.
-  python3 "$HERE/dovecot/smtp_to_lmtp.py" "$relay_port" "$lmtp_port" >>"$DIR/relay.log" 2>&1 &
+  nohup python3 "$HERE/dovecot/smtp_to_lmtp.py" "$relay_port" "$lmtp_port" \
+    </dev/null >>"$DIR/relay.log" 2>&1 &
   echo $! >"$DIR/relay.pid"
 
   wait_port "$imap_port"; wait_port "$imap_starttls_port"; wait_port "$smtp_port"; wait_port "$lmtp_port"; wait_port "$relay_port"
