@@ -33,6 +33,15 @@ impl TestApp {
 
     /// Starts an app; `vars` override or add configuration variables.
     pub async fn spawn_with(vars: &[(&str, &str)]) -> TestApp {
+        Self::spawn_wrapped(vars, |backends| backends).await
+    }
+
+    /// Starts an app whose opened backends first pass through `wrap` (fault-injecting or
+    /// recording decorators around the store, keys, blobs or queue).
+    pub async fn spawn_wrapped(
+        vars: &[(&str, &str)],
+        wrap: impl FnOnce(mailroom_runtime::services::Backends) -> mailroom_runtime::services::Backends,
+    ) -> TestApp {
         mailroom_runtime::tls::install_crypto_provider();
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -60,8 +69,12 @@ impl TestApp {
             Config::from(&move |name: &str| env.get(name).cloned()).expect("test configuration");
         let opened = backends::open(&config).await.expect("open the backends");
         let services = Arc::new(
-            Services::from_parts(config, opened.backends, SecretString::from(api_key.clone()))
-                .expect("services"),
+            Services::from_parts(
+                config,
+                wrap(opened.backends),
+                SecretString::from(api_key.clone()),
+            )
+            .expect("services"),
         );
         let (stop, stopped) = oneshot::channel::<()>();
         let app = mailroom_web::router(services.clone(), &Function::ALL);

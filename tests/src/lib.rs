@@ -2,4 +2,5 @@
 
 pub mod app;
 pub mod contract;
+pub mod faults;
 pub mod oauth_server;

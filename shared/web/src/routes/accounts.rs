@@ -80,7 +80,14 @@ async fn list(
     let (accounts, next) = services
         .repo
         .list_accounts(q.owner.as_deref(), q.cursor, limit)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The store refuses a cursor from another listing: the caller's mistake, not ours.
+            mailroom_core::records::RecordError::Store(
+                mailroom_core::ports::StoreError::Invalid(_),
+            ) => Problem::bad_request("cursor is not a page cursor of this listing"),
+            other => other.into(),
+        })?;
     let views: Vec<Value> = accounts.iter().map(account_view).collect();
     Ok(Json(json!({ "accounts": views, "next_cursor": next })))
 }
