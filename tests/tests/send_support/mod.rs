@@ -12,6 +12,7 @@ use mailroom_core::domain::{
     Account, AccountStatus, MailEndpoint, ProviderKind, ProviderSettings, ProviderStatus, TlsMode,
     Tokens,
 };
+use mailroom_core::records::Repository;
 use mailroom_core::time::now_unix;
 use mailroom_mail::imap::ImapConnector;
 use mailroom_tests::app::{TestApp, server_env};
@@ -98,6 +99,76 @@ pub struct Sender {
     pub account_id: String,
 }
 
+/// Stores provider settings pointing at the test servers (or at `smtp`) and an account holding
+/// tokens issued for a fresh user; returns the user's address and the account id.
+pub async fn seed_account(
+    repo: &Repository,
+    smtp: Option<MailEndpoint>,
+    token_len: Option<usize>,
+) -> (String, String) {
+    let oauth = server_env("MAILROOM_TEST_OAUTH_URL");
+    let email = new_email();
+    let mut issue = json!({"email": email});
+    if let Some(len) = token_len {
+        issue["access_token_len"] = json!(len);
+    }
+    let issued = oauth_admin("/admin/issue", issue).await;
+    let now = now_unix();
+    let provider = ProviderSettings {
+        id: unique("prov-"),
+        kind: ProviderKind::OAuth2,
+        client_id: "mailroom-send-tests".into(),
+        client_secret: SecretString::from("test-secret"),
+        tenant: None,
+        cloud: None,
+        authorize_url: format!("{oauth}/authorize"),
+        token_url: format!("{oauth}/token"),
+        scopes: vec!["openid".into(), "email".into()],
+        imap: MailEndpoint {
+            host: "localhost".into(),
+            port: imap_port(),
+            tls: TlsMode::Implicit,
+        },
+        smtp: smtp.unwrap_or(MailEndpoint {
+            host: "localhost".into(),
+            port: smtp_port(),
+            tls: TlsMode::Starttls,
+        }),
+        status: ProviderStatus::Ok,
+        status_reason: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    repo.put_provider(&provider, None).await.expect("provider");
+    let token = |name: &str| SecretString::from(issued[name].as_str().expect(name).to_owned());
+    let account = Account {
+        id: unique("acct-"),
+        owner: "send-tests".into(),
+        provider_id: provider.id.clone(),
+        email: email.clone(),
+        identity: format!("test|{email}"),
+        status: AccountStatus::Active,
+        status_reason: None,
+        tokens: Tokens {
+            access_token: token("access_token"),
+            refresh_token: token("refresh_token"),
+            access_expires_at: now + issued["expires_in"].as_i64().unwrap_or(3600),
+        },
+        granted_scopes: vec![],
+        created_at: now,
+        updated_at: now,
+        next_sync_at: now,
+        last_sync_at: None,
+        last_error: None,
+        failure_count: 0,
+        extra: Default::default(),
+        version: 1,
+    };
+    repo.create_account(&account).await.expect("account");
+    (email, account.id)
+}
+
 impl Sender {
     pub async fn create(
         smtp: Option<MailEndpoint>,
@@ -105,79 +176,12 @@ impl Sender {
         vars: &[(&str, &str)],
     ) -> Self {
         trust_test_ca();
-        let oauth = server_env("MAILROOM_TEST_OAUTH_URL");
         let app = TestApp::spawn_with(vars).await;
-        let email = new_email();
-        let mut issue = json!({"email": email});
-        if let Some(len) = token_len {
-            issue["access_token_len"] = json!(len);
-        }
-        let issued = oauth_admin("/admin/issue", issue).await;
-        let now = now_unix();
-        let provider = ProviderSettings {
-            id: unique("prov-"),
-            kind: ProviderKind::OAuth2,
-            client_id: "mailroom-send-tests".into(),
-            client_secret: SecretString::from("test-secret"),
-            tenant: None,
-            cloud: None,
-            authorize_url: format!("{oauth}/authorize"),
-            token_url: format!("{oauth}/token"),
-            scopes: vec!["openid".into(), "email".into()],
-            imap: MailEndpoint {
-                host: "localhost".into(),
-                port: imap_port(),
-                tls: TlsMode::Implicit,
-            },
-            smtp: smtp.unwrap_or(MailEndpoint {
-                host: "localhost".into(),
-                port: smtp_port(),
-                tls: TlsMode::Starttls,
-            }),
-            status: ProviderStatus::Ok,
-            status_reason: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        app.services
-            .repo
-            .put_provider(&provider, None)
-            .await
-            .expect("provider");
-        let token = |name: &str| SecretString::from(issued[name].as_str().expect(name).to_owned());
-        let account = Account {
-            id: unique("acct-"),
-            owner: "send-tests".into(),
-            provider_id: provider.id.clone(),
-            email: email.clone(),
-            identity: format!("test|{email}"),
-            status: AccountStatus::Active,
-            status_reason: None,
-            tokens: Tokens {
-                access_token: token("access_token"),
-                refresh_token: token("refresh_token"),
-                access_expires_at: now + issued["expires_in"].as_i64().unwrap_or(3600),
-            },
-            granted_scopes: vec![],
-            created_at: now,
-            updated_at: now,
-            next_sync_at: now,
-            last_sync_at: None,
-            last_error: None,
-            failure_count: 0,
-            extra: Default::default(),
-            version: 1,
-        };
-        app.services
-            .repo
-            .create_account(&account)
-            .await
-            .expect("account");
+        let (email, account_id) = seed_account(&app.services.repo, smtp, token_len).await;
         Sender {
             app,
             email,
-            account_id: account.id,
+            account_id,
         }
     }
 
