@@ -102,6 +102,14 @@ impl SyncEngine {
             tracing::warn!(account_id, error = %e, "could not release the sync lease; it expires on its own");
         }
         recorded?;
+        if self.repo.get_account(account_id).await?.is_none() {
+            // Deleted while this run synced (a DELETE does not wait for a running sync): what the
+            // run wrote after the delete cleared the account would be left behind; remove it.
+            self.forget(account_id).await?;
+            return Ok(SyncOutcome::Skipped(
+                "the account was deleted during the sync".into(),
+            ));
+        }
         Ok(match result {
             Ok(report) => SyncOutcome::Synced(report),
             Err(SyncError::Store(e)) => return Err(SyncError::Store(e)),
@@ -113,6 +121,21 @@ impl SyncEngine {
                 error: e.to_string(),
             },
         })
+    }
+
+    /// Removes the synced data of a deleted account: messages, raw sources and folder cursors.
+    async fn forget(&self, account_id: &str) -> Result<(), SyncError> {
+        super::delete_account_messages(&self.repo, self.blobs.as_ref(), account_id).await?;
+        for cursor in self.repo.folder_cursors(account_id).await? {
+            self.repo
+                .delete_folder_cursor(account_id, &cursor.folder)
+                .await?;
+        }
+        tracing::info!(
+            account_id,
+            "account deleted during its sync; its synced data was removed"
+        );
+        Ok(())
     }
 
     async fn run(&self, account: &Account, deadline: Instant) -> Result<SyncReport, SyncError> {
