@@ -283,3 +283,31 @@ fn every_body_shape_builds_and_parses() {
         }
     }
 }
+
+#[test]
+fn long_non_ascii_subjects_and_filenames_fold_and_round_trip() {
+    let subject = "Überweisung für das Projekt „Größenwahn“ – "
+        .repeat(8)
+        .trim_end()
+        .to_owned();
+    let filename = format!(
+        "{}.pdf",
+        "Ärger mit den Übersetzungen ".repeat(6).trim_end()
+    );
+    let req = request(serde_json::json!({
+        "to": ["b@example.test"], "subject": subject.clone(), "text": "t",
+        "attachments": [{"filename": filename.clone(), "content_type": "application/pdf",
+                         "content_base64": STANDARD.encode(b"%PDF")}]
+    }));
+    let draft = validate(&req, &Limits::default()).unwrap();
+    let composed = build(&draft, &sender(), None, SystemTime::now()).unwrap();
+    let raw = String::from_utf8(composed.bytes.clone()).expect("the message is 7-bit");
+    assert!(
+        raw.lines().all(|l| l.len() <= 998),
+        "no line over RFC 5322's limit"
+    );
+    let parsed = MessageParser::default().parse(&composed.bytes).unwrap();
+    assert_eq!(parsed.subject(), Some(subject.as_str()));
+    let part = parsed.attachments().next().unwrap();
+    assert_eq!(part.attachment_name(), Some(filename.as_str()));
+}
