@@ -29,6 +29,8 @@ pub struct StoreFault {
     pub ops: Vec<&'static str>,
     /// Only calls touching a partition key that starts with this.
     pub pk_prefix: Option<String>,
+    /// Only calls touching a sort key that starts with this.
+    pub sk_prefix: Option<String>,
     /// Matching calls that fail before the fault clears itself; `None`: until cleared.
     pub times: Option<u32>,
     pub error: StoreErrorKind,
@@ -40,6 +42,7 @@ impl StoreFault {
         Self {
             ops: vec![],
             pk_prefix: None,
+            sk_prefix: None,
             times: None,
             error: StoreErrorKind::Throttled,
         }
@@ -50,6 +53,7 @@ impl StoreFault {
         Self {
             ops: ops.to_vec(),
             pk_prefix: None,
+            sk_prefix: None,
             times: None,
             error,
         }
@@ -62,6 +66,11 @@ impl StoreFault {
 
     pub fn under(mut self, pk_prefix: &str) -> Self {
         self.pk_prefix = Some(pk_prefix.to_owned());
+        self
+    }
+
+    pub fn sort_key(mut self, sk_prefix: &str) -> Self {
+        self.sk_prefix = Some(sk_prefix.to_owned());
         self
     }
 }
@@ -106,17 +115,17 @@ impl BrokenStore {
             .clone()
     }
 
-    fn check(&self, op: &'static str, pks: &[&str]) -> Result<(), StoreError> {
+    fn check(&self, op: &'static str, keys: &[(&str, &str)]) -> Result<(), StoreError> {
         let mut guard = self.fault.lock().unwrap_or_else(|p| p.into_inner());
         let Some(fault) = guard.as_mut() else {
             return Ok(());
         };
         let op_matches = fault.ops.is_empty() || fault.ops.contains(&op);
-        let pk_matches = fault
-            .pk_prefix
-            .as_deref()
-            .is_none_or(|p| pks.iter().any(|pk| pk.starts_with(p)));
-        if !(op_matches && pk_matches) {
+        let key_matches = keys.iter().any(|(pk, sk)| {
+            fault.pk_prefix.as_deref().is_none_or(|p| pk.starts_with(p))
+                && fault.sk_prefix.as_deref().is_none_or(|p| sk.starts_with(p))
+        });
+        if !(op_matches && key_matches) {
             return Ok(());
         }
         let error = fault.error;
@@ -133,8 +142,8 @@ impl BrokenStore {
                 StoreError::Unavailable("injected: the store is unreachable".into())
             }
             StoreErrorKind::ConditionFailed => StoreError::ConditionFailed {
-                pk: pks.first().copied().unwrap_or_default().to_owned(),
-                sk: String::new(),
+                pk: keys.first().map(|k| k.0).unwrap_or_default().to_owned(),
+                sk: keys.first().map(|k| k.1).unwrap_or_default().to_owned(),
             },
         })
     }
@@ -150,25 +159,25 @@ impl BrokenStore {
 #[async_trait]
 impl ItemStore for BrokenStore {
     async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
-        self.check("get", &[&key.pk])?;
+        self.check("get", &[(&key.pk, &key.sk)])?;
         self.inner.get(key).await
     }
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
-        self.check("put", &[&item.key.pk])?;
+        self.check("put", &[(&item.key.pk, &item.key.sk)])?;
         self.inner.put(item.clone(), condition).await?;
         self.record([item]);
         Ok(())
     }
     async fn delete(&self, key: &ItemKey, condition: Condition) -> Result<(), StoreError> {
-        self.check("delete", &[&key.pk])?;
+        self.check("delete", &[(&key.pk, &key.sk)])?;
         self.inner.delete(key, condition).await
     }
     async fn take(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
-        self.check("take", &[&key.pk])?;
+        self.check("take", &[(&key.pk, &key.sk)])?;
         self.inner.take(key).await
     }
     async fn query(&self, pk: &str, range: QueryRange) -> Result<Page, StoreError> {
-        self.check("query", &[pk])?;
+        self.check("query", &[(pk, range.sk_prefix.as_str())])?;
         self.inner.query(pk, range).await
     }
     async fn query_index(
@@ -177,12 +186,15 @@ impl ItemStore for BrokenStore {
         sk_max: &str,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
-        self.check("query_index", &[index_pk])?;
+        self.check("query_index", &[(index_pk, "")])?;
         self.inner.query_index(index_pk, sk_max, limit).await
     }
     async fn write_atomic(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        let pks: Vec<&str> = ops.iter().map(|o| o.key().pk.as_str()).collect();
-        self.check("write_atomic", &pks)?;
+        let keys: Vec<(&str, &str)> = ops
+            .iter()
+            .map(|o| (o.key().pk.as_str(), o.key().sk.as_str()))
+            .collect();
+        self.check("write_atomic", &keys)?;
         let items: Vec<Item> = ops
             .iter()
             .filter_map(|o| match o {
@@ -195,15 +207,21 @@ impl ItemStore for BrokenStore {
         Ok(())
     }
     async fn put_many(&self, items: Vec<Item>) -> Result<(), StoreError> {
-        let pks: Vec<&str> = items.iter().map(|i| i.key.pk.as_str()).collect();
-        self.check("put_many", &pks)?;
+        let keys: Vec<(&str, &str)> = items
+            .iter()
+            .map(|i| (i.key.pk.as_str(), i.key.sk.as_str()))
+            .collect();
+        self.check("put_many", &keys)?;
         self.inner.put_many(items.clone()).await?;
         self.record(items);
         Ok(())
     }
     async fn delete_many(&self, keys: Vec<ItemKey>) -> Result<(), StoreError> {
-        let pks: Vec<&str> = keys.iter().map(|k| k.pk.as_str()).collect();
-        self.check("delete_many", &pks)?;
+        let pairs: Vec<(&str, &str)> = keys
+            .iter()
+            .map(|k| (k.pk.as_str(), k.sk.as_str()))
+            .collect();
+        self.check("delete_many", &pairs)?;
         self.inner.delete_many(keys).await
     }
 }

@@ -8,6 +8,6 @@ pub mod journal;
 pub mod logs;
 pub mod proxy;
 
-pub use broken::{BrokenKeys, BrokenStore, KeyFault, StoreFault};
+pub use broken::{BrokenKeys, BrokenStore, KeyFault, StoreErrorKind, StoreFault};
 pub use journal::{JournalStore, Snapshot, blob_files};
 pub use proxy::{Action, FaultProxy, Plan, Rule, Upstream};
