@@ -23,6 +23,20 @@ const LEASE_SECONDS: i64 = 30;
 /// How long a caller waits for another process's refresh before giving up for now.
 const WAIT_LIMIT: Duration = Duration::from_secs(35);
 const POLL: Duration = Duration::from_millis(150);
+/// Retries of a failed write of refreshed tokens (back-off 0.2 s doubling, about 6 s in all,
+/// well inside the refresh lease).
+const SAVE_RETRIES: u32 = 5;
+
+/// Whether a store or key-service failure may pass on its own (throttling, unavailability).
+fn passing(e: &RecordError) -> bool {
+    use mailroom_core::crypto::CryptoError;
+    use mailroom_core::ports::{KeyError, StoreError};
+    matches!(
+        e,
+        RecordError::Store(StoreError::Throttled | StoreError::Unavailable(_))
+            | RecordError::Crypto(CryptoError::Key(KeyError::Unavailable(_)))
+    )
+}
 
 /// Token source backed by the repository and the providers' token endpoints.
 #[derive(Clone)]
@@ -127,6 +141,7 @@ impl OAuthTokenSource {
         mut account: Account,
         change: impl Fn(&mut Account),
     ) -> Result<Account, RecordError> {
+        let mut retries = 0u32;
         loop {
             change(&mut account);
             match self.repo.update_account(&mut account).await {
@@ -135,6 +150,13 @@ impl OAuthTokenSource {
                     Some(fresh) => account = fresh,
                     None => return Err(e),
                 },
+                // The provider may already have rotated the refresh token: losing the new one to
+                // a passing store or key-service hiccup would force the user to connect again.
+                Err(e) if passing(&e) && retries < SAVE_RETRIES => {
+                    retries += 1;
+                    tracing::warn!(account_id = %account.id, error = %e, retries, "could not store the account; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 << retries)).await;
+                }
                 Err(e) => return Err(e),
             }
         }
