@@ -1,8 +1,8 @@
 //! Sync and account health against the real Dovecot and test OAuth server: an access token the
 //! provider expired is refreshed during the sync, a revoked one marks the account
 //! `reauth_required`, a token over 4 KB logs in, repeated connection failures degrade the account
-//! until a sync succeeds, a STARTTLS endpoint works, and a refused login's error challenge is
-//! decoded.
+//! until a sync succeeds, a STARTTLS endpoint works, a refused login's error challenge is decoded,
+//! and Outlook-style throttling parks the account until the suggested time.
 
 mod sync_support;
 
@@ -233,5 +233,56 @@ async fn a_refused_login_reports_the_decoded_error_challenge() {
         }) => assert_eq!(challenge_status(&challenge).as_deref(), Some("401")),
         Err(other) => panic!("expected an authentication failure, got {other}"),
         Ok(_) => panic!("an unknown token logged in"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_parks_the_account_until_the_suggested_time() {
+    let tls_dir = format!(
+        "{}/tls",
+        mailroom_tests::app::server_env("MAILROOM_TEST_DOVECOT_DIR")
+    );
+    let server = sync_support::throttling::ThrottlingServer::start(&tls_dir, 120_000).await;
+    let mbox = Mailbox::create(Some(server.port), None, json!({})).await;
+    let engine = mbox.engine(settings(10), None);
+    let before = now_unix();
+    match engine
+        .sync_account(&mbox.account_id, deadline())
+        .await
+        .expect("sync")
+    {
+        SyncOutcome::Failed { .. } => {}
+        other => panic!("expected a throttled sync, got {other:?}"),
+    }
+    let account = mbox.account().await;
+    assert!((before + 120..=now_unix() + 121).contains(&account.next_sync_at));
+    assert_eq!(account.extra["parked_until"], json!(account.next_sync_at));
+    // Throttling is not a failure of the account: no degraded count, still active.
+    assert_eq!(
+        (account.status, account.failure_count),
+        (AccountStatus::Active, 0)
+    );
+    assert!(
+        account
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("throttl"))
+    );
+    // Not due until then, and a requested sync waits too.
+    let due = mbox
+        .app
+        .services
+        .repo
+        .due_account_ids(now_unix() + 60, 100)
+        .await
+        .expect("due");
+    assert!(!due.contains(&mbox.account_id));
+    match engine
+        .sync_account(&mbox.account_id, deadline())
+        .await
+        .expect("sync")
+    {
+        SyncOutcome::Skipped(_) => {}
+        other => panic!("expected the parked account to be skipped, got {other:?}"),
     }
 }

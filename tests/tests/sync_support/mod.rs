@@ -6,6 +6,7 @@
 
 mod net;
 mod store;
+pub mod throttling;
 
 use std::sync::Arc;
 use std::time::Duration;
