@@ -51,7 +51,7 @@ pub struct Rule {
 }
 
 impl Rule {
-    pub const END_OF_DATA: &'static str = "<end-of-data>";
+    pub const END_OF_DATA: &'static str = "<END-OF-DATA>";
 
     pub fn new(when: &str, action: Action) -> Self {
         Self {
