@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod gmail;
 mod net;
 mod store;
 pub mod throttling;

@@ -28,18 +28,7 @@ impl ThrottlingServer {
     /// Serves on a free loopback port with Dovecot's test certificate (`tls_dir` holds
     /// `server.crt` and `server.key`), asking clients to back off for `backoff_ms`.
     pub async fn start(tls_dir: &str, backoff_ms: u64) -> Self {
-        let certs: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(format!("{tls_dir}/server.crt"))
-                .expect("read the test certificate")
-                .map(|c| c.expect("a PEM certificate"))
-                .collect();
-        let key = PrivateKeyDer::from_pem_file(format!("{tls_dir}/server.key"))
-            .expect("read the test key");
-        let config = ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .expect("server TLS configuration");
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let acceptor = test_acceptor(tls_dir);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("address").port();
         let task = tokio::spawn(async move {
@@ -54,6 +43,23 @@ impl ThrottlingServer {
         });
         ThrottlingServer { port, task }
     }
+}
+
+/// A TLS acceptor with Dovecot's test certificate (`tls_dir` holds `server.crt` and
+/// `server.key`), so clients trusting the test CA connect as to Dovecot.
+pub fn test_acceptor(tls_dir: &str) -> TlsAcceptor {
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(format!("{tls_dir}/server.crt"))
+            .expect("read the test certificate")
+            .map(|c| c.expect("a PEM certificate"))
+            .collect();
+    let key =
+        PrivateKeyDer::from_pem_file(format!("{tls_dir}/server.key")).expect("read the test key");
+    let config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server TLS configuration");
+    TlsAcceptor::from(Arc::new(config))
 }
 
 async fn serve(

@@ -100,6 +100,11 @@ fn messages_pk(account_id: &str) -> String {
     format!("{PK_PREFIX}{account_id}")
 }
 
+/// Gmail's X-GM-MSGID → first stored copy, one partition per account.
+fn gmail_pk(account_id: &str) -> String {
+    format!("GMSG#{account_id}")
+}
+
 fn folder_prefix(folder: &str) -> String {
     format!("{}#", hex_encode(folder))
 }
@@ -237,15 +242,21 @@ impl Repository {
         Ok(self.store.delete_many(keys).await?)
     }
 
-    /// Deletes the metadata of every message of an account; returns how many were deleted.
+    /// Deletes the metadata of every message of an account (and its Gmail copy index); returns
+    /// how many messages were deleted.
     pub async fn delete_all_messages(&self, account_id: &str) -> Result<u64, RecordError> {
-        let pk = messages_pk(account_id);
+        let deleted = self.delete_partition(&messages_pk(account_id)).await?;
+        self.delete_partition(&gmail_pk(account_id)).await?;
+        Ok(deleted)
+    }
+
+    async fn delete_partition(&self, pk: &str) -> Result<u64, RecordError> {
         let mut deleted = 0u64;
         loop {
             let page = self
                 .store
                 .query(
-                    &pk,
+                    pk,
                     QueryRange {
                         limit: 500,
                         ..Default::default()
@@ -259,6 +270,42 @@ impl Repository {
             let keys = page.items.into_iter().map(|i| i.key).collect();
             self.store.delete_many(keys).await?;
         }
+    }
+
+    /// Where the first stored copy of a Gmail message (by X-GM-MSGID) lives, if any.
+    pub async fn gmail_first_copy(
+        &self,
+        account_id: &str,
+        gmail_msgid: u64,
+    ) -> Result<Option<MessageKey>, RecordError> {
+        let key = ItemKey::new(gmail_pk(account_id), format!("{gmail_msgid:020}"));
+        let Some(item) = self.store.get(&key).await? else {
+            return Ok(None);
+        };
+        let sk: String = super::codec::field(&item, "message")?;
+        Ok(MessageKey::from_sort_key(&sk))
+    }
+
+    /// Remembers where Gmail messages were first stored, so their other labels reuse them.
+    pub async fn put_gmail_first_copies(
+        &self,
+        account_id: &str,
+        copies: &[(u64, MessageKey)],
+    ) -> Result<(), RecordError> {
+        if copies.is_empty() {
+            return Ok(());
+        }
+        let items = copies
+            .iter()
+            .map(|(msgid, key)| {
+                let mut item =
+                    Item::new(ItemKey::new(gmail_pk(account_id), format!("{msgid:020}")));
+                item.attributes
+                    .insert("message".into(), serde_json::json!(key.sort_key()));
+                item
+            })
+            .collect();
+        Ok(self.store.put_many(items).await?)
     }
 
     /// Replaces the flags of one stored message (CONDSTORE flag changes); `false` when the

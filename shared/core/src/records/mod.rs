@@ -12,6 +12,7 @@
 //! | folder cursor | `ACCOUNT#<id>` | `FOLDER#<folder hex>` | |
 //! | send record | `ACCOUNT#<id>` | `SEND#<idempotency key hex>` | |
 //! | message metadata | `MSGS#<account id>` | `<folder hex>#<UIDVALIDITY>#<UID>` (10 digits each) | raw source in the blob store |
+//! | Gmail first copy | `GMSG#<account id>` | `<X-GM-MSGID, 20 digits>` | where a message seen under several labels was stored |
 //!
 //! The due index (`gsi1pk`/`gsi1sk`) holds active accounts under `DUE` with sort key
 //! `<next_sync_at, 12 digits>#<id>`, so the scheduler reads only what is due.

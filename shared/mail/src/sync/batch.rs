@@ -62,6 +62,8 @@ pub(crate) struct BatchResult {
     pub fetched: u64,
     pub new: u64,
     pub reconciled: u64,
+    /// New in this folder, but its body was already stored under another Gmail label.
+    pub reused: u64,
     pub bytes: u64,
 }
 
@@ -113,6 +115,8 @@ pub(crate) struct FetchedBatch {
     pub result: BatchResult,
     metas: Vec<MessageMeta>,
     replaced: Vec<MessageKey>,
+    /// Gmail messages stored here first (X-GM-MSGID → where).
+    gmail_copies: Vec<(u64, MessageKey)>,
     uploads: JoinSet<Result<(), BlobError>>,
 }
 
@@ -130,6 +134,8 @@ impl FetchedBatch {
             done.map_err(|e| SyncError::Internal(format!("a blob upload task failed: {e}")))??;
         }
         repo.put_messages(&self.metas).await?;
+        repo.put_gmail_first_copies(&account_id, &self.gmail_copies)
+            .await?;
         if !self.replaced.is_empty() {
             repo.delete_messages(&account_id, &self.replaced).await?;
         }
@@ -151,12 +157,20 @@ pub(crate) async fn fetch_batch(
         result: BatchResult::default(),
         metas: Vec::new(),
         replaced: Vec::new(),
+        gmail_copies: Vec::new(),
         uploads: JoinSet::new(),
     };
     let permits = Arc::new(Semaphore::new(target.max_in_flight.max(1)));
+    let mut set = set.to_owned();
+    if session.gmail() {
+        match reuse_gmail_copies(session, target, &set, &wanted, &mut batch).await? {
+            Some(rest) => set = rest,
+            None => return Ok(batch),
+        }
+    }
 
     session
-        .start_fetch(set, fetch_items(session.gmail()))
+        .start_fetch(&set, fetch_items(session.gmail()))
         .await?;
     while let Some(m) = session.next_fetched().await? {
         // `UID FETCH n:*` returns the highest message even when its UID is below n.
@@ -183,6 +197,9 @@ pub(crate) async fn fetch_batch(
             None => key.blob_key(target.account_id),
         };
         let mut meta = to_meta(target, &m, &body, fresh_blob_key);
+        if let Some(id) = m.gmail_msgid {
+            batch.gmail_copies.push((id, key.clone()));
+        }
         let old = if reconcile.is_empty() {
             None
         } else {
@@ -224,6 +241,56 @@ pub(crate) async fn fetch_batch(
         }
     }
     Ok(batch)
+}
+
+/// Gmail shows one message under each of its labels: a body already stored under another label
+/// is not downloaded again (Gmail caps IMAP downloads per day); this folder gets a metadata copy
+/// that points at the same blob. Returns the UIDs still to fetch, `None` when none are left.
+async fn reuse_gmail_copies(
+    session: &mut ImapSession,
+    target: &BatchTarget<'_>,
+    set: &str,
+    wanted: &impl Fn(u32) -> bool,
+    batch: &mut FetchedBatch,
+) -> Result<Option<String>, SyncError> {
+    session.start_fetch(set, "(UID X-GM-MSGID FLAGS)").await?;
+    let mut listed = Vec::new();
+    while let Some(m) = session.next_fetched().await? {
+        if m.uid != 0 && wanted(m.uid) {
+            listed.push(m);
+        }
+    }
+    let mut rest = Vec::new();
+    for m in listed {
+        let first = match m.gmail_msgid {
+            Some(id) => match target.repo.gmail_first_copy(target.account_id, id).await? {
+                // In its own folder (a UIDVALIDITY change) reconciliation matches it instead.
+                Some(key) if key.folder != target.folder => {
+                    target.repo.get_message(target.account_id, &key).await?
+                }
+                _ => None,
+            },
+            None => None,
+        };
+        match first {
+            Some(first) => {
+                let key = MessageKey::new(target.folder, target.uid_validity, m.uid);
+                batch.metas.push(MessageMeta {
+                    id: key.message_id(),
+                    folder: target.folder.to_owned(),
+                    uid_validity: target.uid_validity,
+                    uid: m.uid,
+                    flags: m.flags,
+                    stored_at: target.now,
+                    ..first
+                });
+                batch.result.new += 1;
+                batch.result.reused += 1;
+            }
+            None => rest.push(m.uid.to_string()),
+        }
+    }
+    Ok((!rest.is_empty()).then(|| rest.join(",")))
 }
 
 /// Loads the messages stored under `old_validity` for matching.

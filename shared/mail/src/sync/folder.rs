@@ -20,6 +20,8 @@ pub struct FolderReport {
     pub folder: String,
     pub new_messages: u64,
     pub reconciled: u64,
+    /// New here, with the body already stored under another Gmail label (not downloaded).
+    pub reused: u64,
     pub flag_updates: u64,
     pub bytes: u64,
     /// Nothing changed: no SELECT, no FETCH.
@@ -59,6 +61,7 @@ fn fresh_cursor(folder: &str, status: &FolderStatus, now: i64) -> FolderCursor {
 fn add(report: &mut FolderReport, cursor: &mut FolderCursor, r: BatchResult) {
     report.new_messages += r.new;
     report.reconciled += r.reconciled;
+    report.reused += r.reused;
     report.bytes += r.bytes;
     cursor.message_count += r.new;
 }
