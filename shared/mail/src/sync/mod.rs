@@ -5,6 +5,7 @@
 mod account;
 mod batch;
 mod folder;
+mod health;
 
 use std::sync::Arc;
 use std::time::Duration;
