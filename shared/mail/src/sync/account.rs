@@ -9,7 +9,6 @@ use std::sync::atomic::AtomicU32;
 use mailroom_core::domain::{Account, AccountStatus, MailEndpoint};
 use mailroom_core::ports::{AccessGrant, TokenError};
 use mailroom_core::time::now_unix;
-
 use tokio::time::Instant;
 
 use super::batch::BatchTarget;
