@@ -32,7 +32,7 @@ pub async fn open(config: &Config) -> Result<Opened, StartError> {
 
 fn open_embedded(config: &Config) -> Result<Opened, StartError> {
     let fail = backend_error("embedded");
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| fail(&e))?;
+    create_private_dir(&config.data_dir).map_err(|e| fail(&e))?;
     let store = RedbStore::open(&config.data_dir.join("mailroom.redb")).map_err(|e| fail(&e))?;
     let keys = KeyFile::open_or_create(&config.data_dir).map_err(|e| fail(&e))?;
     let blobs = DirBlobStore::open(&config.data_dir.join("blobs")).map_err(|e| fail(&e))?;
@@ -46,6 +46,18 @@ fn open_embedded(config: &Config) -> Result<Opened, StartError> {
         },
         jobs: Some(jobs),
     })
+}
+
+/// Creates the data directory owner-only (0700): it holds the master key, the API key and mail.
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
 }
 
 async fn open_aws(config: &Config) -> Result<Opened, StartError> {

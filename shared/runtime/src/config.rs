@@ -204,7 +204,7 @@ impl Config {
             }
             other => other.map(SecretString::from),
         };
-        let return_to_allowlist = env
+        let mut return_to_allowlist: Vec<String> = env
             .var("MAILROOM_RETURN_TO_ALLOWLIST")
             .map(|list| {
                 list.split(',')
@@ -214,6 +214,12 @@ impl Config {
             })
             .transpose()?
             .unwrap_or_default();
+        // The host's own pages start the connect flow and come back to it: its origin is always
+        // allowed.
+        let own_origin = public_url.origin().ascii_serialization();
+        if !return_to_allowlist.contains(&own_origin) {
+            return_to_allowlist.push(own_origin);
+        }
         let in_lambda = env.var("AWS_LAMBDA_FUNCTION_NAME").is_some();
         let config = Config {
             store,
@@ -372,7 +378,11 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.return_to_allowlist,
-            vec!["https://app.example.com", "http://localhost:8080"]
+            vec![
+                "https://app.example.com",
+                "http://localhost:8080",
+                "http://127.0.0.1:3000"
+            ]
         );
     }
 }

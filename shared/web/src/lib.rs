@@ -5,6 +5,7 @@ pub mod auth;
 pub mod extract;
 pub mod lambda;
 pub mod local;
+pub mod pages;
 pub mod problem;
 pub mod routes;
 

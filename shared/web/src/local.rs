@@ -51,12 +51,25 @@ pub async fn serve(
     let local: Option<SocketAddr> = listener.local_addr().ok();
     let services = started.services;
     let config = &services.config;
+    let api_key = if config.api_key.is_some() {
+        "from MAILROOM_API_KEY".to_owned()
+    } else {
+        format!(
+            "in {}",
+            config
+                .data_dir
+                .join(mailroom_runtime::api_key::KEY_FILE)
+                .display()
+        )
+    };
     tracing::info!(
         url = %local.map(|a| format!("http://{a}")).unwrap_or_default(),
+        pages = %format!("{}/ui", config.public_url.as_str().trim_end_matches('/')),
+        api_key = %api_key,
         public_url = %config.public_url,
         data_dir = %config.data_dir.display(),
         store = ?config.store,
-        "mailroom is listening"
+        "mailroom is listening; open the pages and log in with the API key"
     );
     let mut background = Vec::new();
     if let Some(jobs) = started.jobs {

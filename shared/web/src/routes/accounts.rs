@@ -110,7 +110,10 @@ async fn show(
 /// Removes what the account owns outside its own records: synced message metadata and raw
 /// blobs. It runs before the records are removed, so a failure leaves the account in place and
 /// the DELETE can be retried.
-async fn remove_account_content(services: &AppState, account: &Account) -> Result<(), Problem> {
+pub(crate) async fn remove_account_content(
+    services: &AppState,
+    account: &Account,
+) -> Result<(), Problem> {
     use mailroom_mail::sync::{SyncError, delete_account_messages};
     match delete_account_messages(&services.repo, services.blobs.as_ref(), &account.id).await {
         Ok(deleted) => {

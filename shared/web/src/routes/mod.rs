@@ -1,12 +1,12 @@
 //! The one routing table: every endpoint, the function that serves it in AWS and whether it needs
 //! the API key. Lambda functions serve their own rows; the local host serves them all.
 
-mod accounts;
+pub(crate) mod accounts;
 mod health;
 mod messages;
 mod oauth;
 mod providers;
-mod send;
+pub(crate) mod send;
 mod verify;
 
 use axum::Router;
@@ -55,6 +55,8 @@ impl Function {
 pub enum Access {
     Public,
     ApiKey,
+    /// The web pages: a session cookie from logging in with the API key (public at the gateway).
+    Session,
 }
 
 /// One row of the routing table, without its handler (for infra checks and documentation).
@@ -99,6 +101,7 @@ fn table() -> Vec<Route> {
     rows.extend(send::routes());
     rows.extend(verify::routes());
     rows.extend(messages::routes());
+    rows.extend(crate::pages::routes());
     rows
 }
 
@@ -120,6 +123,10 @@ pub fn router(services: AppState, functions: &[Function]) -> Router {
             Access::ApiKey => row.handler.route_layer(middleware::from_fn_with_state(
                 services.clone(),
                 require_api_key,
+            )),
+            Access::Session => row.handler.route_layer(middleware::from_fn_with_state(
+                services.clone(),
+                crate::pages::require_session,
             )),
         };
         router = router.route(row.spec.path, handler);

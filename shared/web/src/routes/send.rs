@@ -46,7 +46,7 @@ pub(super) fn routes() -> Vec<Route> {
     ]
 }
 
-fn mailer(services: &AppState) -> Mailer {
+pub(crate) fn mailer(services: &AppState) -> Mailer {
     Mailer::new(
         services.repo.clone(),
         services.tokens.clone(),
@@ -133,7 +133,7 @@ async fn show(
     }
 }
 
-fn send_problem(e: SendError) -> Problem {
+pub(crate) fn send_problem(e: SendError) -> Problem {
     match e {
         SendError::AccountNotFound(_) => Problem::not_found("no such account"),
         SendError::AccountInactive { status, reason, .. } => Problem::new(
