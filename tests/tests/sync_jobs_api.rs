@@ -7,13 +7,13 @@ mod sync_support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use mailroom_core::ports::JobKind;
+use mailroom_core::ports::{Job, JobKind};
 use mailroom_core::time::now_unix;
-use mailroom_mail::jobs::{JobResult, SchedulerSettings, run_job, schedule_due};
+use mailroom_mail::jobs::{JobResult, SchedulerSettings, run_batch, run_job, schedule_due};
 use mailroom_mail::sync::{SyncOutcome, SyncSettings};
 use reqwest::Method;
 use serde_json::{Value, json};
-use sync_support::{Mailbox, deliver, message};
+use sync_support::{CountingStore, Mailbox, deliver, message};
 use tokio::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,4 +185,27 @@ async fn scheduled_sync_then_messages_api() {
         .await
         .expect("request");
     assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_delivered_again_when_the_store_is_down() {
+    let mbox = Mailbox::create(None, None, json!({"sync_folders": ["INBOX"]})).await;
+    deliver(&mbox.email, &[message("outage", 0, 2)]).await;
+    let store = CountingStore::new(mbox.app.services.repo.store().clone());
+    let engine = mbox.engine_over(store.clone(), SyncSettings::default(), None);
+    let job = Job {
+        account_id: mbox.account_id.clone(),
+        kind: JobKind::Sync,
+        delay_seconds: 0,
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    store.set_down(true);
+    assert_eq!(
+        run_batch(&engine, std::slice::from_ref(&job), deadline, 2).await,
+        vec![0]
+    );
+    assert!(mbox.stored("INBOX").await.is_empty());
+    store.set_down(false);
+    assert!(run_batch(&engine, &[job], deadline, 2).await.is_empty());
+    assert_eq!(mbox.stored("INBOX").await.len(), 1);
 }
