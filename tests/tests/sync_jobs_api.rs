@@ -1,6 +1,7 @@
 //! The sync scheduler and worker handlers, and the messages API over what they stored: due
 //! accounts are enqueued once, the worker syncs them, and the API pages, shows and serves the
-//! raw messages; `POST /v1/accounts/{id}/sync` queues an immediate sync.
+//! raw messages; `POST /v1/accounts/{id}/sync` queues an immediate sync; a job that finds the
+//! store down is handed back for delivery again.
 
 mod sync_support;
 
