@@ -17,6 +17,9 @@ use super::health::{apply, failure_kind};
 use super::{SENT_MARKER, SYNC_LEASE, SyncEngine, SyncError};
 use crate::imap::{ErrorKind, ImapSession};
 
+/// How long before the lease ends a run stops taking new batches.
+const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What a sync run did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SyncReport {
@@ -96,7 +99,10 @@ impl SyncEngine {
             tracing::info!(account_id, "another worker is syncing this account");
             return Ok(SyncOutcome::Busy);
         };
-        let result = self.run(&account, deadline).await;
+        // Never work past the lease: after it another worker may open a second session.
+        let lease = self.settings.lease;
+        let lease_end = Instant::now() + lease.saturating_sub(LEASE_MARGIN.min(lease / 4));
+        let result = self.run(&account, deadline.min(lease_end)).await;
         let recorded = self.record(account_id, &result).await;
         if let Err(e) = self.repo.release_lease(&lease).await {
             tracing::warn!(account_id, error = %e, "could not release the sync lease; it expires on its own");
