@@ -100,8 +100,8 @@ impl SyncEngine {
             return Ok(SyncOutcome::Busy);
         };
         // Never work past the lease: after it another worker may open a second session.
-        let lease = self.settings.lease;
-        let lease_end = Instant::now() + lease.saturating_sub(LEASE_MARGIN.min(lease / 4));
+        let held_for = self.settings.lease;
+        let lease_end = Instant::now() + held_for.saturating_sub(LEASE_MARGIN.min(held_for / 4));
         let result = self.run(&account, deadline.min(lease_end)).await;
         let recorded = self.record(account_id, &result).await;
         if let Err(e) = self.repo.release_lease(&lease).await {
