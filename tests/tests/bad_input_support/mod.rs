@@ -200,7 +200,7 @@ impl Harness {
         };
         app.services
             .repo
-            .put_messages(&[meta.clone()])
+            .put_messages(std::slice::from_ref(&meta))
             .await
             .unwrap();
         app.services
