@@ -134,6 +134,7 @@ async fn scheduled_sync_then_messages_api() {
             .contains("api message 2, line 0")
     );
     assert_eq!(shown["html"], Value::Null);
+    assert_eq!(shown["bodies_truncated"], json!(false));
     let raw = mbox
         .app
         .authed(Method::GET, &format!("{base}/{id}/raw"))

@@ -1,6 +1,7 @@
 //! Synced messages: `GET /v1/accounts/{id}/messages?folder=&limit=&cursor=` (newest first),
-//! `GET /v1/accounts/{id}/messages/{message_id}` (metadata with text and HTML bodies),
-//! `GET /v1/accounts/{id}/messages/{message_id}/raw` (`message/rfc822`), and
+//! `GET /v1/accounts/{id}/messages/{message_id}` (metadata with text and HTML bodies, each cut
+//! at a million characters), `GET /v1/accounts/{id}/messages/{message_id}/raw`
+//! (`message/rfc822`; in Lambda at most 4 MB, the response size limit), and
 //! `POST /v1/accounts/{id}/sync` (queues an immediate sync, `202`).
 
 use axum::Json;
@@ -164,6 +165,23 @@ async fn read_blob(services: &AppState, meta: &MessageMeta) -> Result<bytes::Byt
     }
 }
 
+/// Bodies longer than this are cut in `show` (the whole source stays available from `/raw`).
+const MAX_BODY_CHARS: usize = 1_000_000;
+
+/// Lambda responses carry at most 6 MB, and binary bodies travel base64-encoded.
+const MAX_LAMBDA_RAW_BYTES: usize = 4 * 1024 * 1024;
+
+/// Cuts a body at a character boundary; says whether it did.
+fn cut(body: Option<String>) -> (Option<String>, bool) {
+    match body {
+        Some(text) => match text.char_indices().nth(MAX_BODY_CHARS) {
+            Some((at, _)) => (Some(text[..at].to_owned()), true),
+            None => (Some(text), false),
+        },
+        None => (None, false),
+    }
+}
+
 async fn show(
     State(services): State<AppState>,
     Path((id, message_id)): Path<(String, String)>,
@@ -174,9 +192,11 @@ async fn show(
     let (text, html) = tokio::task::spawn_blocking(move || mailroom_mail::mime::parse_bodies(&raw))
         .await
         .map_err(|e| Problem::internal(&e))?;
+    let ((text, text_cut), (html, html_cut)) = (cut(text), cut(html));
     let mut view = message_view(&meta);
     view["text"] = json!(text);
     view["html"] = json!(html);
+    view["bodies_truncated"] = json!(text_cut || html_cut);
     Ok(Json(view))
 }
 
@@ -185,6 +205,17 @@ async fn raw(
     Path((id, message_id)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
     let meta = load(&services, &id, &message_id).await?;
+    if services.config.in_lambda && meta.size as usize > MAX_LAMBDA_RAW_BYTES {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Message too large for this endpoint",
+            format!(
+                "the message is {} bytes; a Lambda response carries at most {MAX_LAMBDA_RAW_BYTES}",
+                meta.size
+            ),
+        ));
+    }
     let raw = read_blob(&services, &meta).await?;
     Ok((
         [
