@@ -45,14 +45,6 @@ pub(crate) const FUNCTION_PORTS: &[(&str, &[Adapter])] = &[
     ),
 ];
 
-/// Routes in the template ahead of the committed code (issue 5): allowed to be missing
-/// from the routing table. Once served, they are checked like any other route; prune them then.
-const PENDING_ROUTES: &[&str] = &[
-    "POST /v1/accounts/{id}/verify",
-    "POST /v1/accounts/{id}/send",
-    "GET /v1/accounts/{id}/sends/{key}",
-];
-
 /// Variables the code reads that the template deliberately leaves unset.
 const NOT_DEPLOYED: &[(&str, &str)] = &[
     ("MAILROOM_DATA_DIR", "embedded backends only"),
@@ -185,10 +177,7 @@ fn routes_match_the_routing_table_both_ways() {
             "{key}: authorization differs"
         );
     }
-    let extra: Vec<&String> = deployed
-        .keys()
-        .filter(|k| !PENDING_ROUTES.contains(&k.as_str()))
-        .collect();
+    let extra: Vec<&String> = deployed.keys().collect();
     assert!(
         extra.is_empty(),
         "template routes the code does not serve: {extra:?}"
