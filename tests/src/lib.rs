@@ -2,5 +2,7 @@
 
 pub mod app;
 pub mod contract;
+pub mod counting;
 pub mod faults;
+pub mod lambda_emulator;
 pub mod oauth_server;

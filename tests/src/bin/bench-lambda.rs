@@ -1,0 +1,226 @@
+//! Init benchmark (not a test): every function binary under our Lambda Runtime API emulator
+//! (`mailroom_tests::lambda_emulator`) next to a hello-world `lambda_runtime` binary built by the
+//! same profile. Per function: binary size (and deflated, ≈ its zip), init (exec → first
+//! `invocation/next`), the first and the warm invocations, peak RSS (`VmHWM`). Rounds interleave
+//! the functions so each sees the same machine load; medians are printed.
+//!
+//! Build the binaries first (`cargo build --release -p api -p oauth-start -p oauth-callback
+//! -p send-mail -p sync-scheduler -p sync-worker -p mailroom-tests --bin bench-hello-lambda
+//! --bin bench-lambda`), then: `target/release/bench-lambda [--store dynamodb|embedded]
+//! [--rounds N] [--invocations N] [--bin-dir DIR]`. dynamodb (the default) needs moto
+//! (`tests/servers/moto.sh start`, `MAILROOM_TEST_AWS_ENDPOINT`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use mailroom_tests::lambda_emulator::events;
+use mailroom_tests::lambda_emulator::run::{Function, Measured, cold_start, median};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const API_KEY: &str = "bench-api-key-0123456789abcdef0123456789";
+
+struct Options {
+    store: String,
+    rounds: usize,
+    invocations: usize,
+    bin_dir: PathBuf,
+}
+
+fn options() -> Result<Options, BoxError> {
+    let mut o = Options {
+        store: "dynamodb".into(),
+        rounds: 7,
+        invocations: 10,
+        bin_dir: PathBuf::from("target/release"),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--store" => o.store = value,
+            "--rounds" => o.rounds = value.parse()?,
+            "--invocations" => o.invocations = value.parse()?,
+            "--bin-dir" => o.bin_dir = value.into(),
+            other => return Err(format!("unknown option {other}").into()),
+        }
+    }
+    Ok(o)
+}
+
+/// The event each function gets: a cheap request that still reaches its store.
+fn event(function: &str) -> serde_json::Value {
+    match function {
+        "api" => events::http("GET", "/v1/accounts", "", Some(API_KEY), None),
+        "oauth-start" => events::http(
+            "POST",
+            "/v1/oauth/bench/start",
+            "",
+            Some(API_KEY),
+            Some(r#"{"owner":"bench"}"#),
+        ),
+        "oauth-callback" => events::http(
+            "GET",
+            "/v1/oauth/bench/callback",
+            "code=bench&state=bench",
+            None,
+            None,
+        ),
+        "send-mail" => events::http(
+            "GET",
+            "/v1/accounts/bench/sends/bench",
+            "",
+            Some(API_KEY),
+            None,
+        ),
+        "sync-scheduler" => events::schedule(),
+        "sync-worker" => {
+            events::sqs(&[r#"{"account_id":"bench-missing","kind":"sync"}"#.to_owned()])
+        }
+        _ => serde_json::json!({ "hello": "world" }),
+    }
+}
+
+/// Size of `path` deflated at gzip's default level: a zip of one file is within a few hundred
+/// bytes of it.
+fn deflated_size(path: &Path) -> Result<u64, BoxError> {
+    let out = Command::new("gzip")
+        .args(["-6", "-c"])
+        .arg(path)
+        .stderr(Stdio::null())
+        .output()?;
+    Ok(out.stdout.len() as u64)
+}
+
+async fn backend_env(store: &str, data_dir: &Path) -> Result<Vec<(String, String)>, BoxError> {
+    let mut env = vec![
+        ("MAILROOM_API_KEY".to_owned(), API_KEY.to_owned()),
+        (
+            "MAILROOM_PUBLIC_URL".to_owned(),
+            "https://api.example.test".to_owned(),
+        ),
+        ("RUST_LOG".to_owned(), "info".to_owned()),
+    ];
+    match store {
+        "embedded" => {
+            env.push(("MAILROOM_STORE".into(), "embedded".into()));
+            env.push(("MAILROOM_DATA_DIR".into(), data_dir.display().to_string()));
+        }
+        "dynamodb" => {
+            let moto = mailroom_tests::contract::backends::moto("lambda").await;
+            let endpoint = std::env::var("MAILROOM_TEST_AWS_ENDPOINT")?;
+            for (k, v) in [
+                ("MAILROOM_STORE", "dynamodb".to_owned()),
+                ("MAILROOM_TABLE", moto.settings.table.clone()),
+                ("MAILROOM_BUCKET", moto.settings.bucket.clone()),
+                (
+                    "MAILROOM_KMS_KEY_ID",
+                    moto.backends.provisioned.kms_key_id.clone(),
+                ),
+                (
+                    "MAILROOM_QUEUE_URL",
+                    moto.backends.provisioned.queue_url.clone(),
+                ),
+                ("AWS_ENDPOINT_URL", endpoint),
+                ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+                ("AWS_SESSION_TOKEN", "test".to_owned()),
+            ] {
+                env.push((k.to_owned(), v));
+            }
+        }
+        other => return Err(format!("--store must be dynamodb or embedded, not {other}").into()),
+    }
+    Ok(env)
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let o = options()?;
+    let names = [
+        "bench-hello-lambda",
+        "api",
+        "oauth-start",
+        "oauth-callback",
+        "send-mail",
+        "sync-scheduler",
+        "sync-worker",
+    ];
+    let data = tempfile::tempdir()?;
+    let env = backend_env(&o.store, data.path()).await?;
+    let mut results: Vec<Vec<Measured>> = vec![Vec::new(); names.len()];
+    for round in 0..o.rounds {
+        eprint!("round {}/{}…", round + 1, o.rounds);
+        for (i, name) in names.iter().enumerate() {
+            let binary = o.bin_dir.join(name);
+            let log = data.path().join(format!("{name}.log"));
+            let payload = serde_json::to_vec(&event(name))?;
+            let events = vec![payload; o.invocations];
+            let function = Function {
+                name,
+                binary: &binary,
+                env: &env,
+                log: &log,
+            };
+            match cold_start(&function, &events).await {
+                Ok(m) => results[i].push(m),
+                Err(e) => {
+                    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+                    return Err(format!("{e}\n--- log ---\n{logged}").into());
+                }
+            }
+        }
+        eprintln!();
+    }
+    let hello_init = median(&results[0].iter().map(|m| ms(m.init)).collect::<Vec<_>>());
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "store: {}, {} rounds, {} invocations each; medians\n",
+        o.store, o.rounds, o.invocations
+    )?;
+    writeln!(
+        out,
+        "| function | binary MB | deflated MB | init ms | init / hello | 1st invocation ms | warm invocation ms | peak RSS MB | answer |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|---|---|---|---|")?;
+    for (name, runs) in names.iter().zip(&results) {
+        let binary = o.bin_dir.join(name);
+        let size = std::fs::metadata(&binary)?.len() as f64 / 1e6;
+        let zipped = deflated_size(&binary)? as f64 / 1e6;
+        let init = median(&runs.iter().map(|m| ms(m.init)).collect::<Vec<_>>());
+        let first = median(
+            &runs
+                .iter()
+                .map(|m| ms(m.invocations[0]))
+                .collect::<Vec<_>>(),
+        );
+        let warm: Vec<f64> = runs
+            .iter()
+            .flat_map(|m| m.invocations.iter().skip(1).map(|d| ms(*d)))
+            .collect();
+        let rss = median(
+            &runs
+                .iter()
+                .map(|m| m.peak_rss_kb as f64 / 1024.0)
+                .collect::<Vec<_>>(),
+        );
+        let inits: Vec<f64> = runs.iter().map(|m| ms(m.init)).collect();
+        let (lo, hi) = inits
+            .iter()
+            .fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        writeln!(
+            out,
+            "| {name} | {size:.1} | {zipped:.1} | {init:.1} ({lo:.1}–{hi:.1}) | {:.2}× | {first:.1} | {:.2} | {rss:.1} | {} |",
+            init / hello_init,
+            median(&warm),
+            runs[0].first_answer
+        )?;
+    }
+    Ok(())
+}
