@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::error::{ImapError, classify_text, connection};
+use super::guard::TextGuard;
 
 /// Any byte stream an IMAP session can run over.
 pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
@@ -96,18 +97,19 @@ impl ImapConnector {
                 .await?
                 .map_err(|e| connect_err(format!("TLS handshake failed: {e}")))?,
             TlsMode::Starttls => {
-                let mut plain = Client::new(tcp);
+                let mut plain = Client::new(TextGuard::new(tcp));
                 self.greeting(&mut plain).await?;
                 self.within("STARTTLS", plain.run_command_and_check_ok("STARTTLS", None))
                     .await?
                     .map_err(|e| ImapError::from_imap("STARTTLS", e))?;
-                let tcp = plain.into_inner();
+                let tcp = plain.into_inner().into_inner();
                 self.within("the TLS handshake", connector.connect(name, tcp))
                     .await?
                     .map_err(|e| connect_err(format!("TLS handshake failed: {e}")))?
             }
         };
-        let mut io: BoxedIo = Box::new(tls);
+        // Server text outside literals is made ASCII before the parser sees it (see `guard`).
+        let mut io: BoxedIo = Box::new(TextGuard::new(tls));
         if let Some(wrap) = &self.wrapper {
             io = wrap(io);
         }

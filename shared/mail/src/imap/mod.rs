@@ -3,11 +3,13 @@
 mod auth;
 mod connect;
 mod error;
+mod guard;
 mod session;
 
 pub use auth::challenge_status;
 pub use connect::{BoxedIo, ImapConnector, ImapIo, StreamWrapper};
 pub use error::{ErrorKind, ImapError};
+pub use guard::guard_server_bytes;
 pub use session::{FetchedMessage, FolderStatus, ImapSession};
 
 use mailroom_core::domain::MailEndpoint;
