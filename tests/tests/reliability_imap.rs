@@ -196,6 +196,20 @@ async fn throttling_and_bye_are_survived() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_complete(&mbox, &engine, &id, "after throttling").await;
 
+    // 8-bit text after a response code (a broken or hostile server): imap-proto panicked on
+    // it, which aborted the worker; the read guard makes it harmless.
+    let id = fresh_account(&mbox).await;
+    proxy.push(Plan::rule(
+        "UID SEARCH",
+        Action::Inject("* OK [ALERT]\u{e9}\u{e9} Server says h\u{e9}llo".into()),
+    ));
+    let outcome = engine.sync_account(&id, deadline()).await.expect("sync");
+    assert!(
+        matches!(&outcome, SyncOutcome::Synced(r) if r.complete),
+        "{outcome:?}"
+    );
+    assert_complete(&mbox, &engine, &id, "after 8-bit server text").await;
+
     // The server says BYE in the middle of the fetch.
     let id = fresh_account(&mbox).await;
     proxy.push(Plan::rule(

@@ -40,6 +40,8 @@ pub enum Action {
     Reply(String),
     /// Answer this instead of forwarding, then close.
     ReplyThenClose(String),
+    /// Send this to Mailroom first (an unsolicited server line), then forward the line.
+    Inject(String),
 }
 
 /// Matches a client line (case-insensitive substring); [`Rule::END_OF_DATA`] matches the end of
@@ -350,6 +352,15 @@ async fn connection(
                     if !data_mode && text.trim().eq_ignore_ascii_case("DATA") {
                         data_mode = upstream == Upstream::SmtpStartTls;
                     }
+                }
+                Some(Action::Inject(text)) => {
+                    client_write
+                        .lock()
+                        .await
+                        .write_all(format!("{text}\r\n").as_bytes())
+                        .await?;
+                    server_write.write_all(&line).await?;
+                    server_write.flush().await?;
                 }
                 Some(Action::Reply(reply)) => {
                     let reply = reply.replace("{tag}", &tag);
