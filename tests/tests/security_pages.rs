@@ -128,7 +128,7 @@ Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text
     };
     app.services
         .repo
-        .put_messages(&[meta.clone()])
+        .put_messages(std::slice::from_ref(&meta))
         .await
         .unwrap();
     app.services

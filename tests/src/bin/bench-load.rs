@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use mailroom_core::crypto::Sealer;
 use mailroom_core::domain::{
     Account, AccountStatus, MailEndpoint, ProviderKind, ProviderSettings, ProviderStatus, TlsMode,
@@ -35,7 +36,7 @@ use tokio::net::TcpStream;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The whole benchmark stops after this long, whatever is left.
+/// The workers stop after this long, whatever is left in the queue.
 const TIME_LIMIT: Duration = Duration::from_secs(600);
 const WORKERS: usize = 8;
 
@@ -166,37 +167,47 @@ async fn main() -> Result<(), BoxError> {
         .map(|i| format!("load-{run}-{i}@example.test"))
         .collect();
     let setup = Instant::now();
-    for (i, email) in emails.iter().enumerate() {
-        let issued = admin
-            .issue_with(json!({"email": email, "expires_in": 7200}))
-            .await;
-        let account = Account {
-            id: format!("acc-{run}-{i}"),
-            owner: "load".into(),
-            provider_id: "load".into(),
-            email: email.clone(),
-            identity: format!("load|{email}"),
-            status: AccountStatus::Active,
-            status_reason: None,
-            tokens: Tokens {
-                access_token: SecretString::from(issued.access_token),
-                refresh_token: SecretString::from(issued.refresh_token),
-                access_expires_at: now + 7200,
-            },
-            granted_scopes: vec![],
-            created_at: now,
-            updated_at: now,
-            next_sync_at: now - 1,
-            last_sync_at: None,
-            last_error: None,
-            failure_count: 0,
-            extra: json!({"sync_folders": ["INBOX"]})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            version: 1,
-        };
-        repo.create_account(&account).await?;
+    // Moto answers one request at a time per connection: create the accounts 16 at a time.
+    let created = futures::stream::iter(emails.iter().enumerate().map(|(i, email)| {
+        let (admin, repo, run) = (admin.clone(), repo.clone(), run.clone());
+        async move {
+            let issued = admin
+                .issue_with(json!({"email": email, "expires_in": 7200}))
+                .await;
+            let account = Account {
+                id: format!("acc-{run}-{i}"),
+                owner: "load".into(),
+                provider_id: "load".into(),
+                email: email.clone(),
+                identity: format!("load|{email}"),
+                status: AccountStatus::Active,
+                status_reason: None,
+                tokens: Tokens {
+                    access_token: SecretString::from(issued.access_token),
+                    refresh_token: SecretString::from(issued.refresh_token),
+                    access_expires_at: now + 7200,
+                },
+                granted_scopes: vec![],
+                created_at: now,
+                updated_at: now,
+                next_sync_at: now - 1,
+                last_sync_at: None,
+                last_error: None,
+                failure_count: 0,
+                extra: json!({"sync_folders": ["INBOX"]})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                version: 1,
+            };
+            repo.create_account(&account).await
+        }
+    }))
+    .buffer_unordered(16)
+    .collect::<Vec<_>>()
+    .await;
+    for result in created {
+        result?;
     }
     deliver_all(lmtp_port, &emails).await?;
     println!(
@@ -253,6 +264,7 @@ async fn main() -> Result<(), BoxError> {
     ));
     let counters: Arc<[AtomicU64; 5]> = Arc::new(Default::default()); // synced, busy, failed, retry, messages
     let t = Instant::now();
+    let drain_started = t;
     let mut workers = Vec::new();
     for _ in 0..WORKERS {
         let (sqs, url, engine, counters) = (
@@ -263,7 +275,7 @@ async fn main() -> Result<(), BoxError> {
         );
         workers.push(tokio::spawn(async move {
             let mut idle = 0;
-            while idle < 3 && started.elapsed() < TIME_LIMIT {
+            while idle < 3 && drain_started.elapsed() < TIME_LIMIT {
                 let Ok(out) = sqs
                     .receive_message()
                     .queue_url(&url)
