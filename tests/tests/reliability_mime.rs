@@ -114,7 +114,10 @@ async fn hostile_mime_is_stored_raw_and_does_not_block_the_mailbox() {
     for (what, raw) in &hostile {
         // Dovecot itself replaces NUL bytes with 0x80 when it saves a message: what the server
         // serves is what must be stored.
-        let raw: Vec<u8> = raw.iter().map(|b| if *b == 0 { 0x80 } else { *b }).collect();
+        let raw: Vec<u8> = raw
+            .iter()
+            .map(|b| if *b == 0 { 0x80 } else { *b })
+            .collect();
         let meta = stored
             .iter()
             .find(|m| m.size == raw.len() as u64)
