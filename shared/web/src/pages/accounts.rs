@@ -6,12 +6,12 @@ use std::collections::HashMap;
 
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use mailroom_core::domain::{Account, AccountStatus};
 use mailroom_oauth::StartRequest;
 
-use super::html::{button, csrf_field, esc, notice, page, url_part, when};
+use super::html::{button, csp_with_form_targets, csrf_field, esc, notice, page, url_part, when};
 use super::{Page, PageError, session};
 use crate::AppState;
 use crate::extract::Ids;
@@ -154,7 +154,18 @@ pub async fn list(
              <th>Last sync</th><th>Messages</th><th></th></tr>{rows}</table>"
         ));
     }
-    Ok(page(StatusCode::OK, "Accounts", Some(&s.csrf), &body))
+    let origins: Vec<String> = providers
+        .iter()
+        .filter_map(|p| url::Url::parse(&p.authorize_url).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .collect();
+    let mut response = page(StatusCode::OK, "Accounts", Some(&s.csrf), &body);
+    if let Ok(csp) = HeaderValue::from_str(&csp_with_form_targets(&origins)) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    Ok(response)
 }
 
 fn csrf_checked(s: &session::Session, form: &HashMap<String, String>) -> bool {

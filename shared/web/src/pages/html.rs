@@ -12,6 +12,20 @@ pub const PAGE_CSP: &str = "default-src 'self'; script-src 'none'; style-src 'se
 img-src 'self' data:; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
 frame-ancestors 'none'";
 
+/// [`PAGE_CSP`] with more `form-action` targets: browsers apply `form-action` to the redirects
+/// that follow a form post, so the connect form needs the providers' authorize origins.
+pub fn csp_with_form_targets(origins: &[String]) -> String {
+    let extra: String = origins
+        .iter()
+        .filter(|o| {
+            o.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+        })
+        .map(|o| format!(" {o}"))
+        .collect();
+    PAGE_CSP.replace("form-action 'self'", &format!("form-action 'self'{extra}"))
+}
+
 /// Escapes text for an HTML element body or a quoted attribute.
 pub fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);

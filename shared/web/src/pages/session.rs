@@ -128,6 +128,9 @@ pub async fn require_session(
 ) -> Response {
     let session = cookie(request.headers(), SESSION_COOKIE).and_then(|t| check(&services, t));
     let Some(session) = session else {
+        if request.method() == Method::GET && cross_site(request.headers()) {
+            return same_site_again(request.uri());
+        }
         if request.method() == Method::GET {
             return Redirect::to("/ui/login").into_response();
         }
@@ -143,6 +146,28 @@ pub async fn require_session(
     }
     request.extensions_mut().insert(session);
     next.run(request).await
+}
+
+/// Browsers leave SameSite=Strict cookies off a navigation that came from another site (the
+/// provider's redirect back after connecting): reload the same page from our own page, which
+/// sends the cookie; without a session that second load goes to the login page.
+fn same_site_again(uri: &axum::http::Uri) -> Response {
+    let target = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .filter(|p| p.starts_with("/ui"))
+        .unwrap_or("/ui");
+    let mut response = page(
+        StatusCode::OK,
+        "Continue",
+        None,
+        &format!("<p><a href=\"{}\">Continue</a></p>", esc(target)),
+    );
+    let refresh = format!("0; url={target}");
+    if let Ok(value) = HeaderValue::from_str(&refresh) {
+        response.headers_mut().insert("refresh", value);
+    }
+    response
 }
 
 /// The answer to a form without a valid CSRF token: nothing was changed.
