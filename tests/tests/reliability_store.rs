@@ -284,3 +284,87 @@ async fn a_delete_that_fails_midway_can_be_retried_to_the_end() {
     );
     assert_eq!(account_count(&b.app).await, 0);
 }
+
+mod sync_support;
+
+/// A sync whose message write is throttled mid-run stops with a store error (the job is
+/// retried); the cursor never runs ahead of what is stored, and the next run is exact. Lost
+/// conditional races on the account record are re-read and applied again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_faults_during_a_sync_lose_and_duplicate_nothing() {
+    use mailroom_mail::sync::{SyncError, SyncOutcome, SyncSettings};
+    use std::collections::HashSet;
+    use std::time::Duration;
+    use sync_support::{Mailbox, deliver, message};
+
+    let mbox = Mailbox::create(None, None, serde_json::json!({"sync_folders": ["INBOX"]})).await;
+    let mail: Vec<_> = (0..30).map(|i| message("store", i, 3)).collect();
+    deliver(&mbox.email, &mail).await;
+    let store = BrokenStore::new(mbox.app.services.repo.store().clone());
+    let settings = SyncSettings {
+        batch_size: 5,
+        ..SyncSettings::default()
+    };
+    let engine = mbox.engine_over(std::sync::Arc::new(store.clone()), settings, None);
+    let deadline = || tokio::time::Instant::now() + Duration::from_secs(60);
+
+    // The third batch's metadata write is throttled.
+    store.set(
+        StoreFault::on(&["put_many"], StoreErrorKind::Throttled)
+            .after(2)
+            .times(1),
+    );
+    let result = engine.sync_account(&mbox.account_id, deadline()).await;
+    assert!(
+        matches!(result, Err(SyncError::Store(_))),
+        "a store failure is a retry, not a recorded outcome: {result:?}"
+    );
+    let stored = mbox.stored("INBOX").await;
+    assert!(
+        !stored.is_empty() && stored.len() < 30,
+        "stored {} before the fault",
+        stored.len()
+    );
+    let uids: HashSet<u32> = stored.iter().map(|m| m.uid).collect();
+    let cursors = mbox
+        .app
+        .services
+        .repo
+        .folder_cursors(&mbox.account_id)
+        .await
+        .unwrap();
+    let cursor = cursors.first().expect("a cursor");
+    // The backfill walks down from the top: everything from its cursor up is really stored.
+    assert!(cursor.backfill_below > 0, "the backfill is unfinished");
+    for uid in cursor.backfill_below..=30 {
+        assert!(
+            uids.contains(&uid),
+            "UID {uid} is behind the cursor but not stored"
+        );
+    }
+
+    // Two lost races on the account record when the outcome is written: re-read and applied.
+    store.set(
+        StoreFault::on(&["put"], StoreErrorKind::ConditionFailed)
+            .under("ACCOUNT#")
+            .sort_key("META")
+            .times(2),
+    );
+    let outcome = engine
+        .sync_account(&mbox.account_id, deadline())
+        .await
+        .expect("sync");
+    assert!(
+        matches!(&outcome, SyncOutcome::Synced(r) if r.complete),
+        "{outcome:?}"
+    );
+    let stored = mbox.stored("INBOX").await;
+    let ids: HashSet<_> = stored.iter().map(|m| m.message_id_header.clone()).collect();
+    assert_eq!((stored.len(), ids.len()), (30, 30), "none lost, none twice");
+    let account = mbox.account().await;
+    assert!(
+        account.last_sync_at.is_some(),
+        "the outcome was recorded despite the races"
+    );
+    assert_eq!(account.failure_count, 0);
+}

@@ -31,6 +31,8 @@ pub struct StoreFault {
     pub pk_prefix: Option<String>,
     /// Only calls touching a sort key that starts with this.
     pub sk_prefix: Option<String>,
+    /// Matching calls let through before the fault starts.
+    pub skip: u32,
     /// Matching calls that fail before the fault clears itself; `None`: until cleared.
     pub times: Option<u32>,
     pub error: StoreErrorKind,
@@ -43,6 +45,7 @@ impl StoreFault {
             ops: vec![],
             pk_prefix: None,
             sk_prefix: None,
+            skip: 0,
             times: None,
             error: StoreErrorKind::Throttled,
         }
@@ -54,6 +57,7 @@ impl StoreFault {
             ops: ops.to_vec(),
             pk_prefix: None,
             sk_prefix: None,
+            skip: 0,
             times: None,
             error,
         }
@@ -61,6 +65,12 @@ impl StoreFault {
 
     pub fn times(mut self, n: u32) -> Self {
         self.times = Some(n);
+        self
+    }
+
+    /// Lets `n` matching calls through before failing.
+    pub fn after(mut self, n: u32) -> Self {
+        self.skip = n;
         self
     }
 
@@ -126,6 +136,10 @@ impl BrokenStore {
                 && fault.sk_prefix.as_deref().is_none_or(|p| sk.starts_with(p))
         });
         if !(op_matches && key_matches) {
+            return Ok(());
+        }
+        if fault.skip > 0 {
+            fault.skip -= 1;
             return Ok(());
         }
         let error = fault.error;
