@@ -189,7 +189,9 @@ impl SyncEngine {
         account: &Account,
         deadline: Instant,
     ) -> Result<SyncReport, SyncError> {
-        session.enable_condstore().await?;
+        // No ENABLE CONDSTORE: `STATUS (... HIGHESTMODSEQ)` and `SELECT folder (CONDSTORE)`, the
+        // only commands that need it, each turn CONDSTORE on themselves (RFC 7162 §3.1), so a
+        // sync with nothing new costs one command less.
         let folders = self.folders(session, account).await?;
         let mut cursors: HashMap<String, _> = self
             .repo
