@@ -58,6 +58,23 @@ fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) this process has used so far, from `/proc/self/stat` (what
+/// getrusage reports, in clock ticks of 10 ms).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15: indexes 11 and 12 from field 3.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Resets the peak-RSS counter (Linux `clear_refs` 5), so each phase reports its own peak.
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -137,15 +154,16 @@ impl TokenSource for StaticToken {
     }
 }
 
-fn report(phase: &str, messages: u64, bytes: u64, elapsed: Duration, peak_kb: u64) {
+fn report(phase: &str, messages: u64, bytes: u64, elapsed: Duration, peak_kb: u64, cpu: f64) {
     let secs = elapsed.as_secs_f64().max(1e-9);
     println!(
-        "{phase:<28} {messages:>7} msgs {:>8.1} MB {:>8.2} s {:>9.0} msgs/s {:>7.1} MB/s  peak RSS {:>6.1} MB",
+        "{phase:<28} {messages:>7} msgs {:>8.1} MB {:>8.2} s {:>9.0} msgs/s {:>7.1} MB/s  peak RSS {:>6.1} MB  {:>5.2} CPU-s/GB",
         bytes as f64 / 1e6,
         secs,
         messages as f64 / secs,
         bytes as f64 / 1e6 / secs,
-        peak_kb as f64 / 1024.0
+        peak_kb as f64 / 1024.0,
+        cpu / (bytes as f64 / 1e9).max(1e-9)
     );
 }
 
@@ -203,6 +221,7 @@ async fn main() -> Result<(), BoxError> {
 
     // The ceiling: one FETCH of every body over the same TLS connection type.
     reset_peak_rss();
+    let cpu = cpu_seconds();
     let started = Instant::now();
     let mut session = connector.open_session(&endpoint, &email, &token).await?;
     session.open("INBOX").await?;
@@ -219,6 +238,7 @@ async fn main() -> Result<(), BoxError> {
         bytes,
         started.elapsed(),
         peak_rss_kb(),
+        cpu_seconds() - cpu,
     );
 
     // The full first sync into the embedded store and blob directory.
@@ -295,6 +315,7 @@ async fn main() -> Result<(), BoxError> {
         },
     );
     reset_peak_rss();
+    let cpu = cpu_seconds();
     let started = Instant::now();
     let outcome = engine
         .sync_account(
@@ -314,6 +335,7 @@ async fn main() -> Result<(), BoxError> {
         bytes,
         elapsed,
         peak_rss_kb(),
+        cpu_seconds() - cpu,
     );
     Ok(())
 }

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Mailroom's monthly AWS cost for N mailboxes polled every I minutes receiving M messages a
+day each, from the request counts the benchmarks measure (bench-sync-idle, bench-sync) and
+us-east-1 list prices (see COST.md for where each number comes from and what is assumed).
+
+usage: bench/cost.py [--mailboxes N] [--interval MINUTES] [--messages-per-day M]
+                     [--design current|target] [--kms-hit RATE]"""
+import argparse
+
+# us-east-1 list prices, USD, as assumed in COST.md (no free tier).
+LAMBDA_GB_S_ARM = 0.0000133334
+LAMBDA_REQUEST = 0.20 / 1e6
+DDB_WRU = 0.625 / 1e6
+DDB_RRU = 0.125 / 1e6
+DDB_STORAGE_GB = 0.25
+KMS_REQUEST = 0.03 / 1e4
+KMS_KEY_MONTH = 1.0
+SQS_REQUEST = 0.40 / 1e6
+S3_PUT = 0.005 / 1e3
+S3_STORAGE_GB = 0.023
+LOGS_GB = 0.50
+MONTH_DAYS = 30
+
+# Measured per no-change sync (bench-sync-idle, 2026-11-25) and the assumptions of COST.md.
+DESIGNS = {
+    # Today's engine: lease put + account record + lease delete in the worker, a claim write in
+    # the scheduler; 6 reads in the worker, a GetItem and an index read in the scheduler.
+    "current": dict(wru=1 + 2 * 2 + 1 + 2 * 2, rru=6 + 1 + 0.5, sqs=0.1 + 0.25 + 0.25,
+                    jobs_per_invocation=4, memory_gb=0.5, wall_s=0.5, log_bytes=600),
+    # COST.md's target: nothing written when nothing changed, one eventually consistent
+    # GetItem, SQS messages that carry 10 accounts each (sent 10 per batch), 20 syncs at once
+    # per invocation at 256 MB, no per-poll log line.
+    "target": dict(wru=0, rru=0.5, sqs=0.01 + 0.01 + 0.01, jobs_per_invocation=20,
+                   memory_gb=0.25, wall_s=0.5, log_bytes=0),
+}
+
+
+def monthly(mailboxes, interval_min, messages_per_day, design, kms_hit):
+    d = DESIGNS[design]
+    polls = mailboxes * (24 * 60 / interval_min) * MONTH_DAYS
+    messages = mailboxes * messages_per_day * MONTH_DAYS
+    invocations = polls / d["jobs_per_invocation"]
+    # Jobs run concurrently: an invocation lasts about one sync's wall time.
+    gb_s = invocations * d["wall_s"] * d["memory_gb"]
+    rows = {
+        "Lambda (worker)": gb_s * LAMBDA_GB_S_ARM + invocations * LAMBDA_REQUEST,
+        "Lambda (scheduler)": (MONTH_DAYS * 24 * 60 / interval_min) * 2 * 0.25 * LAMBDA_GB_S_ARM,
+        "DynamoDB (polls)": polls * (d["wru"] * DDB_WRU + d["rru"] * DDB_RRU),
+        # A new message: its metadata item (+ index copy) and its share of the cursor write.
+        "DynamoDB (new mail)": messages * (2 + 0.1) * DDB_WRU,
+        "DynamoDB storage": mailboxes * 0.0005 * DDB_STORAGE_GB
+        + messages * 12 * 1e-6 * DDB_STORAGE_GB,
+        # One Decrypt per poll for the account's sealed tokens when the warm cache misses.
+        "KMS": KMS_KEY_MONTH + polls * (1 - kms_hit) * KMS_REQUEST,
+        "SQS": polls * d["sqs"] * SQS_REQUEST + 650_000 * SQS_REQUEST,
+        "S3 (raw mail)": messages * S3_PUT + messages * 12 * 50e-6 * S3_STORAGE_GB,
+        "CloudWatch Logs": polls * d["log_bytes"] / 1e9 * LOGS_GB,
+    }
+    return polls, rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--mailboxes", type=int, default=1000)
+    p.add_argument("--interval", type=float, default=5)
+    p.add_argument("--messages-per-day", type=float, default=0)
+    p.add_argument("--design", choices=sorted(DESIGNS), default="current")
+    p.add_argument("--kms-hit", type=float, default=0.0,
+                   help="share of polls whose data key is still cached (0..1)")
+    a = p.parse_args()
+    polls, rows = monthly(a.mailboxes, a.interval, a.messages_per_day, a.design, a.kms_hit)
+    print(f"{a.mailboxes} mailboxes, every {a.interval:g} min, {a.messages_per_day:g} msgs/day "
+          f"each, design {a.design}: {polls:,.0f} polls/month")
+    for name, usd in rows.items():
+        print(f"  {name:<22} ${usd:>9.2f}")
+    print(f"  {'total':<22} ${sum(rows.values()):>9.2f} per month")
+
+
+if __name__ == "__main__":
+    main()
