@@ -29,13 +29,23 @@ async fn configure_connect_read_and_reply_in_a_real_browser() {
     let user = format!("{}@example.test", sync_support::unique("page-user-"));
     let peer = format!("{}@example.test", sync_support::unique("page-peer-"));
     let subject = format!("Plans {}", sync_support::unique(""));
+    // A "tracking pixel" server on loopback: the message view must never contact it.
+    let pixel = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tracker = format!("http://{}", pixel.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((_stream, _)) = pixel.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
     let original = format!(
         "From: Peer <{peer}>\r\nTo: {user}\r\nSubject: {subject}\r\n\
          Message-ID: <{subject_id}@example.test>\r\nDate: Tue, 1 Jul 2025 10:00:00 +0000\r\n\
          MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n\
          --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nShall we meet on Friday?\r\n\
          --b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Shall we meet on <b>Friday</b>?</p>\
-         <script>parent.document.title='pwned'</script><img src=\"https://tracker.example/t.gif\">\r\n--b--\r\n",
+         <script>parent.document.title='pwned'</script><img src=\"{tracker}/t.gif\">\r\n--b--\r\n",
         subject_id = subject.replace(' ', "-"),
     );
     sync_support::deliver(&user, &[original.into_bytes()]).await;
@@ -132,8 +142,16 @@ async fn configure_connect_read_and_reply_in_a_real_browser() {
     assert_eq!(browser.text("td.from").await, format!("Peer <{peer}>"));
     // The HTML part is in a sandboxed frame: its script did not run.
     let frame = browser.find("iframe.body").await;
-    assert!(!frame.is_empty());
+    browser.enter_frame(&frame).await;
+    let shown = browser.settle("", "meet on <b>Friday</b>").await;
+    assert!(shown.contains("Shall we meet"));
+    browser.leave_frame().await;
     assert_ne!(browser.title().await, "pwned", "the message's script ran");
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the remote image was requested"
+    );
 
     // Reply (cc ourselves) with an attachment.
     browser.click("a.reply").await;

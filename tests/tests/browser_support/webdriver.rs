@@ -199,6 +199,26 @@ impl Browser {
         v.as_str().unwrap_or_default().to_owned()
     }
 
+    /// Switches into the frame element `id` (an id from [`Browser::find`]).
+    pub async fn enter_frame(&self, id: &str) {
+        self.call(
+            reqwest::Method::POST,
+            &self.path("/frame"),
+            Some(json!({"id": {ELEMENT: id}})),
+        )
+        .await;
+    }
+
+    /// Back to the top-level page.
+    pub async fn leave_frame(&self) {
+        self.call(
+            reqwest::Method::POST,
+            &self.path("/frame/parent"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
     pub async fn title(&self) -> String {
         let v = self
             .call(reqwest::Method::GET, &self.path("/title"), None)
