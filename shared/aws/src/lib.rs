@@ -19,10 +19,59 @@ pub use sqs::SqsQueue;
 
 use aws_config::BehaviorVersion;
 
+/// The roots AWS service endpoints chain to (Amazon Trust Services: Amazon Root CA 1–4, and
+/// Starfield Services Root G2 which cross-signs them), the trust AWS documents for its SDKs.
+const AMAZON_ROOTS: &[u8] = include_bytes!("amazon_roots.pem");
+
 /// Loads the SDK configuration from the environment (credentials, region, and
-/// `AWS_ENDPOINT_URL` for local servers such as moto).
+/// `AWS_ENDPOINT_URL` for local servers such as moto). Against AWS itself the SDK's HTTPS client
+/// trusts only Amazon's roots: five certificates instead of reading and parsing the system's
+/// whole store, which was half of every function's init. With a custom endpoint (an emulator,
+/// perhaps behind another CA) the system's roots are used as before.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    let loader = aws_config::defaults(BehaviorVersion::latest());
+    let custom_endpoint = std::env::vars_os().any(|(name, _)| {
+        name.to_str()
+            .is_some_and(|n| n.starts_with("AWS_ENDPOINT_URL"))
+    });
+    if custom_endpoint {
+        return loader.load().await;
+    }
+    use aws_smithy_http_client::tls;
+    let trust = tls::TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(AMAZON_ROOTS);
+    let context = tls::TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        // Only fails on an invalid PEM; this one is compiled in and checked by a test.
+        .unwrap_or_default();
+    let client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https();
+    loader.http_client(client).load().await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_amazon_roots_are_five_certificates() {
+        let pem = String::from_utf8_lossy(super::AMAZON_ROOTS);
+        assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+        assert!(
+            aws_smithy_http_client::tls::TlsContext::builder()
+                .with_trust_store(
+                    aws_smithy_http_client::tls::TrustStore::empty()
+                        .with_native_roots(false)
+                        .with_pem_certificate(super::AMAZON_ROOTS)
+                )
+                .build()
+                .is_ok()
+        );
+    }
 }
 
 /// The service clients, built once per process.
