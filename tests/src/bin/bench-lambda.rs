@@ -8,7 +8,9 @@
 //! -p send-mail -p sync-scheduler -p sync-worker -p mailroom-tests --bin bench-hello-lambda
 //! --bin bench-lambda`), then: `target/release/bench-lambda [--store dynamodb|embedded]
 //! [--rounds N] [--invocations N] [--bin-dir DIR]`. dynamodb (the default) needs moto
-//! (`tests/servers/moto.sh start`, `MAILROOM_TEST_AWS_ENDPOINT`).
+//! (`tests/servers/moto.sh start`, `MAILROOM_TEST_AWS_ENDPOINT`). `--store aws-init` measures
+//! init as on AWS (no `AWS_ENDPOINT_URL`, so the SDK's client is the one built for AWS) with no
+//! invocations: init makes no AWS call when the queue URL and key id are configured.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -107,6 +109,20 @@ async fn backend_env(store: &str, data_dir: &Path) -> Result<Vec<(String, String
             env.push(("MAILROOM_STORE".into(), "embedded".into()));
             env.push(("MAILROOM_DATA_DIR".into(), data_dir.display().to_string()));
         }
+        "aws-init" => {
+            for (k, v) in [
+                ("MAILROOM_STORE", "dynamodb"),
+                ("MAILROOM_KMS_KEY_ID", "alias/mailroom-bench"),
+                (
+                    "MAILROOM_QUEUE_URL",
+                    "https://sqs.us-east-1.amazonaws.com/123456789012/mailroom-sync",
+                ),
+                ("AWS_ACCESS_KEY_ID", "bench"),
+                ("AWS_SECRET_ACCESS_KEY", "bench"),
+            ] {
+                env.push((k.to_owned(), v.to_owned()));
+            }
+        }
         "dynamodb" => {
             let moto = mailroom_tests::contract::backends::moto("lambda").await;
             let endpoint = std::env::var("MAILROOM_TEST_AWS_ENDPOINT")?;
@@ -130,7 +146,11 @@ async fn backend_env(store: &str, data_dir: &Path) -> Result<Vec<(String, String
                 env.push((k.to_owned(), v));
             }
         }
-        other => return Err(format!("--store must be dynamodb or embedded, not {other}").into()),
+        other => {
+            return Err(
+                format!("--store must be dynamodb, aws-init or embedded, not {other}").into(),
+            );
+        }
     }
     Ok(env)
 }
@@ -141,7 +161,10 @@ fn ms(d: std::time::Duration) -> f64 {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let o = options()?;
+    let mut o = options()?;
+    if o.store == "aws-init" {
+        o.invocations = 0;
+    }
     let names = [
         "bench-hello-lambda",
         "api",
@@ -197,7 +220,7 @@ async fn main() -> Result<(), BoxError> {
         let first = median(
             &runs
                 .iter()
-                .map(|m| ms(m.invocations[0]))
+                .filter_map(|m| m.invocations.first().map(|d| ms(*d)))
                 .collect::<Vec<_>>(),
         );
         let warm: Vec<f64> = runs
