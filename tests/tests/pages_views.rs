@@ -12,8 +12,8 @@ use serde_json::json;
 
 #[tokio::test]
 async fn the_accounts_page_shows_status_reasons_preflight_and_counts() {
-    let app = TestApp::spawn().await;
-    let repo = &app.services.repo;
+    let mut app = TestApp::spawn().await;
+    let repo = app.services.repo.clone();
     let mut reauth = stored_account(&app, "reauth@example.test").await;
     reauth.status = AccountStatus::ReauthRequired;
     reauth.status_reason = Some("the grant was revoked <AADSTS50173>".into());
@@ -68,6 +68,30 @@ async fn the_accounts_page_shows_status_reasons_preflight_and_counts() {
             assert!(r.contains(&format!("{action}\"")), "{action} in {r}");
         }
     }
+
+    // "Sync now" queues a sync job for that account and says so with a fixed text.
+    let token = pages_support::csrf(&page.body);
+    let r = v
+        .post(
+            &format!("/ui/accounts/{}/sync", degraded.id),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), "/ui/accounts?done=sync");
+    let mut jobs = app.jobs.take().expect("the in-process queue");
+    let job = tokio::time::timeout(std::time::Duration::from_secs(10), jobs.recv())
+        .await
+        .expect("a job was queued")
+        .expect("the queue is open");
+    assert_eq!(job.account_id, degraded.id);
+    let shown = v.get("/ui/accounts?done=sync").await;
+    assert!(shown.body.contains("A sync was queued"));
+    // A crafted notice is not shown.
+    let crafted = v
+        .get("/ui/accounts?done=Your+key+leaked%2C+visit+evil.example")
+        .await;
+    assert!(!crafted.body.contains("evil.example"));
 }
 
 #[tokio::test]

@@ -125,8 +125,19 @@ pub async fn list(
     } else if let Some(status) = q.get("status") {
         body.push_str(&notice("ok", &format!("Mailbox connected ({status}).")));
     }
-    if let Some(done) = q.get("done") {
-        body.push_str(&notice("ok", done));
+    // Only fixed texts: a crafted link cannot make the page say anything else.
+    let done = match q.get("done").map(String::as_str) {
+        Some("sync") => Some(("ok", "A sync was queued; reload to see it finish.")),
+        Some("verify") => Some(("ok", "The mailbox was checked: see its preflight below.")),
+        Some("verify_later") => Some((
+            "error",
+            "The mailbox could not be checked now (see the server log); try again later.",
+        )),
+        Some("disconnect") => Some(("ok", "The mailbox was disconnected.")),
+        _ => None,
+    };
+    if let Some((kind, text)) = done {
+        body.push_str(&notice(kind, text));
     }
     let providers = services.repo.list_providers().await?;
     if providers.is_empty() {
@@ -172,8 +183,8 @@ fn csrf_checked(s: &session::Session, form: &HashMap<String, String>) -> bool {
     s.csrf_ok(form.get("csrf").map(String::as_str).unwrap_or(""))
 }
 
-fn back(done: &str) -> Response {
-    Redirect::to(&format!("/ui/accounts?done={}", url_part(done))).into_response()
+fn back(done: &'static str) -> Response {
+    Redirect::to(&format!("/ui/accounts?done={done}")).into_response()
 }
 
 /// `POST /ui/accounts/connect`: starts the OAuth flow and sends the browser to the provider.
@@ -233,7 +244,7 @@ pub async fn sync_now(
         )
         .into());
     }
-    Ok(back(&format!("A sync of {} was queued.", a.email)))
+    Ok(back("sync"))
 }
 
 /// `POST /ui/accounts/{id}/verify`: runs the preflight now (result shown in the table).
@@ -255,10 +266,13 @@ pub async fn verify(
     )
     .await
     {
-        Ok(_) => format!("{} was checked.", a.email),
-        Err(e) => format!("{} could not be checked now: {e}", a.email),
+        Ok(_) => "verify",
+        Err(e) => {
+            tracing::warn!(account_id = %a.id, error = %e, "the preflight could not run");
+            "verify_later"
+        }
     };
-    Ok(back(&done))
+    Ok(back(done))
 }
 
 /// `POST /ui/accounts/{id}/delete`: removes the account with its tokens and stored mail.
@@ -275,5 +289,5 @@ pub async fn disconnect(
     crate::routes::accounts::remove_account_content(&services, &a).await?;
     services.repo.delete_account_records(&a).await?;
     tracing::info!(account_id = %id, "account disconnected from the accounts page");
-    Ok(back(&format!("{} was disconnected.", a.email)))
+    Ok(back("disconnect"))
 }
