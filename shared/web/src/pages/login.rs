@@ -20,7 +20,7 @@ use crate::auth::key_matches;
 
 const STYLE: &str = include_str!("style.css");
 
-/// `GET /` and `GET /ui`: the accounts page, or the login page without a session.
+/// `GET /ui`: the accounts page, or the login page without a session.
 pub async fn home() -> Redirect {
     Redirect::to("/ui/accounts")
 }

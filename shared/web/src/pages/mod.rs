@@ -79,7 +79,6 @@ pub(crate) fn routes() -> Vec<Route> {
     use Access::{Public, Session};
     let msg = "/ui/accounts/{id}/messages/{message_id}";
     vec![
-        page_route("GET", "/", Public, get(login::home)),
         page_route("GET", "/ui", Public, get(login::home)),
         page_route("GET", "/ui/style.css", Public, get(login::style)),
         page_route("GET", "/ui/login", Public, get(login::show)),
