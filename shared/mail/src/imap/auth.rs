@@ -118,6 +118,15 @@ async fn attempt(
         Ok(Err((err, client))) => {
             let challenge = auth.error_challenge.take().map(|c| decode_challenge(&c));
             Err(match err {
+                // RFC 5530 UNAVAILABLE: the server's authentication backend is down; the token
+                // may be fine, so this must not end as "connect the mailbox again".
+                async_imap::error::Error::No(text) if temporary(&text) => (
+                    None,
+                    ImapError::Connection {
+                        during: "AUTHENTICATE".into(),
+                        reason: short(&text),
+                    },
+                ),
                 async_imap::error::Error::No(text) => (
                     None,
                     ImapError::Auth {
@@ -143,6 +152,12 @@ async fn attempt(
             })
         }
     }
+}
+
+/// Whether a refused login says the failure is temporary (a server-side outage, not the token).
+fn temporary(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains("unavailable") || lower.contains("temporary") || lower.contains("try again")
 }
 
 /// Error challenges arrive base64-decoded already; keep them readable (JSON when it is JSON).
@@ -172,6 +187,16 @@ mod tests {
     fn payload_has_the_xoauth2_shape() {
         let p = payload("a@example.test", &SecretString::from("tok"));
         assert_eq!(&p[..], b"user=a@example.test\x01auth=Bearer tok\x01\x01");
+    }
+
+    #[test]
+    fn temporary_refusals_are_told_apart() {
+        assert!(temporary(
+            "code: None, info: Some(\"[UNAVAILABLE] Temporary authentication failure.\")"
+        ));
+        assert!(!temporary(
+            "code: None, info: Some(\"[AUTHENTICATIONFAILED] Invalid\")"
+        ));
     }
 
     #[test]
