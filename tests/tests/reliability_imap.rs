@@ -283,3 +283,44 @@ async fn a_slow_server_and_a_short_deadline_resume_without_loss() {
     assert!(runs > 1, "the deadline stopped at least one run");
     assert_complete(&mbox, &engine, &id, "after deadline-bounded runs").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporary_login_failure_never_requires_reconnecting() {
+    let (proxy, mbox, engine) = setup("unavailable").await;
+    let id = fresh_account(&mbox).await;
+    // RFC 5530 UNAVAILABLE: the server's authentication backend is down, the token is fine.
+    let before = proxy.accepted();
+    proxy.push(Plan::rule(
+        "AUTHENTICATE",
+        Action::Reply("{tag} NO [UNAVAILABLE] Temporary authentication failure.".into()),
+    ));
+    let outcome = engine.sync_account(&id, deadline()).await.expect("sync");
+    assert!(matches!(outcome, SyncOutcome::Failed { .. }), "{outcome:?}");
+    assert_eq!(
+        proxy.accepted(),
+        before + 1,
+        "no token refresh and second login for it"
+    );
+    let account = mbox
+        .app
+        .services
+        .repo
+        .get_account(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        account.status,
+        mailroom_core::domain::AccountStatus::Active,
+        "a passing server fault is not a revoked grant: {:?}",
+        account.status_reason
+    );
+    assert_eq!(account.failure_count, 1);
+    assert_complete(
+        &mbox,
+        &engine,
+        &id,
+        "after the server's auth backend recovered",
+    )
+    .await;
+}
