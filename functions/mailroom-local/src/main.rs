@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let started = match mailroom_runtime::Services::start().await {
+    let started = match mailroom_runtime::Services::start(mailroom_runtime::Role::Http).await {
         Ok(started) => started,
         Err(e) => {
             eprintln!("mailroom-local could not start: {e}");

@@ -302,12 +302,6 @@ impl Config {
                 when: WHEN,
             });
         }
-        if self.in_lambda && self.api_key.is_none() {
-            return Err(ConfigError::Missing {
-                name: "MAILROOM_API_KEY",
-                when: "running in AWS Lambda",
-            });
-        }
         Ok(())
     }
 

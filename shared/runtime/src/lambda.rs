@@ -19,7 +19,9 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
 
 /// Serves the scheduler: every invocation enqueues the accounts that are due.
 pub async fn serve_scheduler() -> Result<(), Error> {
-    let services = Services::start().await?.services;
+    let services = Services::start(crate::services::Role::Background)
+        .await?
+        .services;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<EventBridgeEvent<Value>>| {
         let services = services.clone();
         async move {
@@ -32,7 +34,9 @@ pub async fn serve_scheduler() -> Result<(), Error> {
 
 /// Serves the worker: every invocation runs one SQS batch of jobs.
 pub async fn serve_worker() -> Result<(), Error> {
-    let services = Services::start().await?.services;
+    let services = Services::start(crate::services::Role::Background)
+        .await?
+        .services;
     let engine = Arc::new(jobs::sync_engine(&services));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let services = services.clone();

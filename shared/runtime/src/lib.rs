@@ -11,4 +11,4 @@ pub mod services;
 pub mod tls;
 
 pub use config::{Config, ConfigError, StoreBackend};
-pub use services::{Services, StartError, Started};
+pub use services::{Role, Services, StartError, Started};

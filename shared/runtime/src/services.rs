@@ -60,16 +60,31 @@ pub struct Started {
     pub jobs: Option<mailroom_embedded::JobReceiver>,
 }
 
+/// What a process serves, which decides whether it needs the API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Serves HTTP routes: the API key is required (in Lambda) or generated (locally).
+    Http,
+    /// Runs scheduled or queued work only and never checks an API key.
+    Background,
+}
+
 impl Services {
     /// Everything a process does before serving: the TLS provider, logging, configuration,
     /// backends and the API key. Lambda `main`s and the local host call this first.
-    pub async fn start() -> Result<Started, StartError> {
+    pub async fn start(role: Role) -> Result<Started, StartError> {
         crate::tls::install_crypto_provider();
         let config = Config::from_env()?;
         crate::logging::init(config.in_lambda);
         let opened = crate::backends::open(&config).await?;
         let api_key = match config.api_key.clone() {
             Some(key) => key,
+            // Nothing checks it in a background process; an unguessable value keeps the type simple.
+            None if role == Role::Background => SecretString::from(format!(
+                "{:032x}{:032x}",
+                rand::random::<u128>(),
+                rand::random::<u128>()
+            )),
             None if config.in_lambda => {
                 return Err(crate::config::ConfigError::Missing {
                     name: "MAILROOM_API_KEY",
