@@ -167,7 +167,7 @@ async fn main() -> Result<(), BoxError> {
         .map(|i| format!("load-{run}-{i}@example.test"))
         .collect();
     let setup = Instant::now();
-    // Create the accounts 8 at a time (moto serializes much of the work anyway).
+    // Create the accounts 4 at a time (moto serializes much of the work anyway).
     let created = futures::stream::iter(emails.iter().enumerate().map(|(i, email)| {
         let (admin, repo, run) = (admin.clone(), repo.clone(), run.clone());
         async move {
@@ -213,7 +213,7 @@ async fn main() -> Result<(), BoxError> {
             }
         }
     }))
-    .buffer_unordered(8)
+    .buffer_unordered(4)
     .collect::<Vec<_>>()
     .await;
     for result in created {
