@@ -15,8 +15,7 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use mailroom_core::domain::{
-    Account, AccountStatus, MailEndpoint, ProviderKind, ProviderSettings, ProviderStatus, TlsMode,
-    Tokens,
+    Account, MailEndpoint, ProviderKind, ProviderSettings, ProviderStatus, TlsMode,
 };
 use mailroom_core::records::Repository;
 use mailroom_core::time::now_unix;
@@ -145,30 +144,15 @@ pub async fn seed_account(
         version: 1,
     };
     repo.put_provider(&provider, None).await.expect("provider");
-    let token = |name: &str| SecretString::from(issued[name].as_str().expect(name).to_owned());
-    let account = Account {
-        id: unique("acct-"),
-        owner: "send-tests".into(),
-        provider_id: provider.id.clone(),
-        email: email.clone(),
-        identity: format!("test|{email}"),
-        status: AccountStatus::Active,
-        status_reason: None,
-        tokens: Tokens {
-            access_token: token("access_token"),
-            refresh_token: token("refresh_token"),
-            access_expires_at: now + issued["expires_in"].as_i64().unwrap_or(3600),
-        },
-        granted_scopes: vec![],
-        created_at: now,
-        updated_at: now,
-        next_sync_at: now,
-        last_sync_at: None,
-        last_error: None,
-        failure_count: 0,
-        extra: Default::default(),
-        version: 1,
-    };
+    let account = mailroom_tests::fixtures::account_with_issued_tokens(
+        unique("acct-"),
+        "send-tests",
+        &provider.id,
+        &email,
+        &issued,
+        now,
+        Default::default(),
+    );
     repo.create_account(&account).await.expect("account");
     (email, account.id)
 }

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailroom_core::domain::{
-    Account, AccountStatus, MailEndpoint, ProviderKind, ProviderSettings, ProviderStatus, TlsMode,
-    Tokens,
+    Account, MailEndpoint, ProviderKind, ProviderSettings, ProviderStatus, TlsMode,
 };
 use mailroom_core::time::now_unix;
 use mailroom_mail::imap::{ImapConnector, StreamWrapper};
@@ -148,30 +147,15 @@ impl Mailbox {
             .await
             .expect("store provider settings");
         let account_id = unique("acct-");
-        let token = |name: &str| SecretString::from(issued[name].as_str().expect(name).to_owned());
-        let account = Account {
-            id: account_id.clone(),
-            owner: "sync-tests".into(),
-            provider_id: provider_id.clone(),
-            email: email.clone(),
-            identity: format!("test|{email}"),
-            status: AccountStatus::Active,
-            status_reason: None,
-            tokens: Tokens {
-                access_token: token("access_token"),
-                refresh_token: token("refresh_token"),
-                access_expires_at: now + issued["expires_in"].as_i64().unwrap_or(3600),
-            },
-            granted_scopes: vec![],
-            created_at: now,
-            updated_at: now,
-            next_sync_at: now,
-            last_sync_at: None,
-            last_error: None,
-            failure_count: 0,
-            extra: extra.as_object().cloned().unwrap_or_default(),
-            version: 1,
-        };
+        let account = mailroom_tests::fixtures::account_with_issued_tokens(
+            account_id.clone(),
+            "sync-tests",
+            &provider_id,
+            &email,
+            &issued,
+            now,
+            extra.as_object().cloned().unwrap_or_default(),
+        );
         app.services
             .repo
             .create_account(&account)
