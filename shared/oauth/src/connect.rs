@@ -3,7 +3,7 @@
 //! with the same stable identity.
 
 use mailroom_core::domain::{Account, AccountStatus, OAuthState, ProviderSettings, Tokens};
-use mailroom_core::records::Repository;
+use mailroom_core::records::{Repository, set_refresh_token_stored_at};
 use mailroom_core::time::now_unix;
 use serde::Serialize;
 
@@ -101,6 +101,7 @@ pub async fn connect(
                 }
                 account.email = email.clone();
                 account.tokens = tokens.clone();
+                set_refresh_token_stored_at(&mut account, now);
                 account.granted_scopes = granted_scopes.clone();
                 account.status = AccountStatus::Active;
                 account.status_reason = None;
@@ -114,7 +115,7 @@ pub async fn connect(
                 })
             }
             None => {
-                let account = Account {
+                let mut account = Account {
                     id: new_account_id(),
                     owner: state.owner.clone(),
                     provider_id: provider.id.clone(),
@@ -133,6 +134,7 @@ pub async fn connect(
                     extra: Default::default(),
                     version: 1,
                 };
+                set_refresh_token_stored_at(&mut account, now);
                 repo.create_account(&account).await.map(|()| Connected {
                     account_id: account.id.clone(),
                     email: email.clone(),

@@ -4,12 +4,15 @@
 //! client the runtime provides (its TLS trust honours `SSL_CERT_FILE`).
 
 mod aadsts;
+mod cache;
 mod connect;
 pub mod defaults;
 mod endpoint;
 mod errors;
 mod flow;
 pub mod id_token;
+pub mod policy;
+mod refresh;
 pub mod settings;
 mod tokens;
 
@@ -20,5 +23,6 @@ pub use flow::{
     CallbackOutcome, CallbackParams, OAuthConfig, OAuthService, STATE_TTL_SECONDS, StartRequest,
     Started,
 };
+pub use policy::{MICROSOFT_PERSIST_AFTER_SECONDS, RefreshPolicy};
 pub use settings::{FieldError, ProviderSettingsInput, ValidationError, public_view, validate};
 pub use tokens::{OAuthTokenSource, REFRESH_MARGIN_SECONDS};

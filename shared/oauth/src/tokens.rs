@@ -1,18 +1,22 @@
-//! The [`TokenSource`] over the store and the token endpoint: hands out the stored access token
-//! while it has more than a minute left, else refreshes it. Refreshes of one account are
-//! serialized across processes with a store lease, so concurrent callers cause one token request;
-//! the rotated refresh token is always persisted.
+//! The [`TokenSource`] over the store and the token endpoint. Access tokens are kept in this
+//! process's memory per account until a minute before they expire, so a warm function reads
+//! and writes nothing to hand one out; concurrent callers in one process share one refresh
+//! (single-flight). What a refresh writes, and whether refreshes are serialized across processes
+//! by a store lease, is the provider kind's [`RefreshPolicy`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mailroom_core::domain::{Account, AccountStatus, ProviderStatus};
+use mailroom_core::domain::{Account, AccountStatus, ProviderSettings, ProviderStatus};
 use mailroom_core::ports::{AccessGrant, TokenError, TokenSource};
-use mailroom_core::records::{RecordError, Repository};
+use mailroom_core::records::Repository;
 use mailroom_core::time::now_unix;
 use secrecy::ExposeSecret;
 
-use crate::endpoint::{self, EndpointError, Granted};
+use crate::cache::GrantCache;
+use crate::policy::RefreshPolicy;
+use crate::refresh::{self, stored_grant, transient};
 
 /// A token with less than this left is refreshed before it is handed out.
 pub const REFRESH_MARGIN_SECONDS: i64 = 60;
@@ -23,45 +27,6 @@ const LEASE_SECONDS: i64 = 30;
 /// How long a caller waits for another process's refresh before giving up for now.
 const WAIT_LIMIT: Duration = Duration::from_secs(35);
 const POLL: Duration = Duration::from_millis(150);
-/// Retries of a failed write of refreshed tokens (back-off 0.2 s doubling, about 6 s in all,
-/// well inside the refresh lease).
-const SAVE_RETRIES: u32 = 5;
-
-/// Whether a store or key-service failure may pass on its own (throttling, unavailability).
-fn passing(e: &RecordError) -> bool {
-    use mailroom_core::crypto::CryptoError;
-    use mailroom_core::ports::{KeyError, StoreError};
-    matches!(
-        e,
-        RecordError::Store(StoreError::Throttled | StoreError::Unavailable(_))
-            | RecordError::Crypto(CryptoError::Key(KeyError::Unavailable(_)))
-    )
-}
-
-/// Token source backed by the repository and the providers' token endpoints.
-#[derive(Clone)]
-pub struct OAuthTokenSource {
-    repo: Repository,
-    http: reqwest::Client,
-    /// Names this process in leases (for diagnosis only).
-    holder: String,
-}
-
-fn grant(a: &Account) -> AccessGrant {
-    AccessGrant {
-        account_id: a.id.clone(),
-        email: a.email.clone(),
-        access_token: a.tokens.access_token.clone(),
-        expires_at: a.tokens.access_expires_at,
-    }
-}
-
-fn transient(account_id: &str, reason: impl ToString) -> TokenError {
-    TokenError::Transient {
-        account_id: account_id.to_owned(),
-        reason: reason.to_string(),
-    }
-}
 
 /// Marks provider settings `needs_admin_action` (best effort: the caller's error says the same).
 pub(crate) async fn mark_provider_needs_admin(repo: &Repository, provider_id: &str, reason: &str) {
@@ -97,6 +62,19 @@ pub(crate) async fn mark_provider_needs_admin(repo: &Repository, provider_id: &s
     }
 }
 
+/// Token source backed by the repository and the providers' token endpoints. Clones share one
+/// memory of tokens: build one per process.
+#[derive(Clone)]
+pub struct OAuthTokenSource {
+    repo: Repository,
+    http: reqwest::Client,
+    /// Names this process in leases (for diagnosis only).
+    holder: String,
+    cache: Arc<GrantCache>,
+    /// Replaces the provider kind's policy (tests and measurements).
+    policy_override: Option<RefreshPolicy>,
+}
+
 impl OAuthTokenSource {
     pub fn new(repo: Repository, http: reqwest::Client) -> Self {
         let n: u64 = rand::random();
@@ -104,7 +82,16 @@ impl OAuthTokenSource {
             repo,
             http,
             holder: format!("token-source-{n:016x}"),
+            cache: Arc::default(),
+            policy_override: None,
         }
+    }
+
+    /// The same source with `policy` for every provider instead of each kind's own (for tests
+    /// that shorten Microsoft's persistence bound).
+    pub fn with_policy(mut self, policy: RefreshPolicy) -> Self {
+        self.policy_override = Some(policy);
+        self
     }
 
     async fn load(&self, account_id: &str) -> Result<Account, TokenError> {
@@ -117,8 +104,29 @@ impl OAuthTokenSource {
         }
     }
 
-    /// The stored token is usable: enough time left, and (when the caller saw it rejected) not
-    /// the token that was rejected.
+    async fn provider(&self, account: &Account) -> Result<ProviderSettings, TokenError> {
+        let provider = match self.repo.get_provider(&account.provider_id).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                return Err(TokenError::AdminActionRequired {
+                    provider_id: account.provider_id.clone(),
+                    reason: "the provider settings were deleted".into(),
+                });
+            }
+            Err(e) => return Err(transient(&account.id, e)),
+        };
+        if provider.status == ProviderStatus::NeedsAdminAction {
+            // The app is known to be rejected: asking again would only repeat the failure.
+            return Err(TokenError::AdminActionRequired {
+                provider_id: provider.id,
+                reason: provider.status_reason.unwrap_or_default(),
+            });
+        }
+        Ok(provider)
+    }
+
+    /// The stored token is usable: the account is not dead, the token has enough time left and
+    /// (when the caller saw one rejected) is not the rejected one.
     fn usable(a: &Account, rejected: Option<&str>) -> Result<Option<AccessGrant>, TokenError> {
         if a.status == AccountStatus::ReauthRequired {
             return Err(TokenError::ReauthRequired {
@@ -129,140 +137,58 @@ impl OAuthTokenSource {
                     .unwrap_or_else(|| "the grant was revoked".into()),
             });
         }
-        let fresh = a.tokens.access_expires_at - now_unix() > REFRESH_MARGIN_SECONDS;
+        let fresh = a.tokens.access_expires_at - now_unix() > REFRESH_MARGIN_SECONDS
+            && !a.tokens.access_token.expose_secret().is_empty();
         let not_rejected = rejected.is_none_or(|r| r != a.tokens.access_token.expose_secret());
-        Ok((fresh && not_rejected).then(|| grant(a)))
+        Ok((fresh && not_rejected).then(|| stored_grant(a)))
     }
 
-    /// Applies a change to the stored account, re-reading it when another writer got there first
-    /// (a sync may update its fields meanwhile; the new tokens must never be lost).
-    async fn save(
-        &self,
-        mut account: Account,
-        change: impl Fn(&mut Account),
-    ) -> Result<Account, RecordError> {
-        let mut retries = 0u32;
-        loop {
-            change(&mut account);
-            match self.repo.update_account(&mut account).await {
-                Ok(()) => return Ok(account),
-                Err(e) if e.is_conflict() => match self.repo.get_account(&account.id).await? {
-                    Some(fresh) => account = fresh,
-                    None => return Err(e),
-                },
-                // The provider may already have rotated the refresh token: losing the new one to
-                // a passing store or key-service hiccup would force the user to connect again.
-                Err(e) if passing(&e) && retries < SAVE_RETRIES => {
-                    retries += 1;
-                    tracing::warn!(account_id = %account.id, error = %e, retries, "could not store the account; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 << retries)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Calls the token endpoint for an account whose refresh lease we hold.
-    async fn refresh(&self, account: Account) -> Result<AccessGrant, TokenError> {
-        let id = account.id.clone();
-        let provider = match self.repo.get_provider(&account.provider_id).await {
-            Ok(Some(p)) => p,
-            Ok(None) => {
-                return Err(TokenError::AdminActionRequired {
-                    provider_id: account.provider_id.clone(),
-                    reason: "the provider settings were deleted".into(),
-                });
-            }
-            Err(e) => return Err(transient(&id, e)),
-        };
-        if provider.status == ProviderStatus::NeedsAdminAction {
-            // The app is known to be rejected: asking again would only repeat the failure.
-            return Err(TokenError::AdminActionRequired {
-                provider_id: provider.id,
-                reason: provider.status_reason.unwrap_or_default(),
-            });
-        }
-        match endpoint::refresh(&self.http, &provider, &account.tokens.refresh_token).await {
-            Ok(granted) => {
-                let now = now_unix();
-                let Granted {
-                    access_token,
-                    refresh_token,
-                    expires_in,
-                    scopes,
-                    ..
-                } = granted;
-                let lifetime =
-                    expires_in.map_or(3600, |d| i64::try_from(d.as_secs()).unwrap_or(3600));
-                let saved = self
-                    .save(account, |a| {
-                        a.tokens.access_token = access_token.clone();
-                        // Providers that rotate send a new one; others keep the old one valid.
-                        if let Some(rt) = &refresh_token {
-                            a.tokens.refresh_token = rt.clone();
-                        }
-                        a.tokens.access_expires_at = now + lifetime;
-                        if let Some(s) = &scopes {
-                            a.granted_scopes = s.clone();
-                        }
-                        a.updated_at = now;
-                    })
-                    .await
-                    .map_err(|e| {
-                        tracing::error!(account_id = %id, error = %e, "refreshed tokens could not be stored");
-                        transient(&id, format!("the refreshed tokens could not be stored: {e}"))
-                    })?;
-                tracing::info!(account_id = %id, rotated = refresh_token.is_some(), "access token refreshed");
-                Ok(grant(&saved))
-            }
-            Err(EndpointError::Grant(reason)) => {
-                let now = now_unix();
-                let r = reason.clone();
-                if let Err(e) = self
-                    .save(account, |a| {
-                        a.status = AccountStatus::ReauthRequired;
-                        a.status_reason = Some(r.clone());
-                        a.updated_at = now;
-                    })
-                    .await
-                {
-                    tracing::warn!(account_id = %id, error = %e, "could not mark the account reauth_required");
-                }
-                tracing::warn!(account_id = %id, reason = %reason, "refresh token refused; re-connect needed");
-                Err(TokenError::ReauthRequired {
-                    account_id: id,
-                    reason,
-                })
-            }
-            Err(EndpointError::Client(reason)) | Err(EndpointError::Settings(reason)) => {
-                mark_provider_needs_admin(&self.repo, &provider.id, &reason).await;
-                Err(TokenError::AdminActionRequired {
-                    provider_id: provider.id,
-                    reason,
-                })
-            }
-            Err(EndpointError::Transient(reason)) => {
-                tracing::warn!(account_id = %id, reason = %reason, "token refresh failed for now");
-                Err(transient(&id, reason))
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl TokenSource for OAuthTokenSource {
-    async fn access_token(
+    /// Runs under this process's gate of the account: the store's token if usable, else a
+    /// refresh as the provider's policy says.
+    async fn obtain(
         &self,
         account_id: &str,
+        rejected: Option<&str>,
         force_refresh: bool,
     ) -> Result<AccessGrant, TokenError> {
-        let account = self.load(account_id).await?;
-        // With force_refresh the caller saw this token rejected: any other token will do.
-        let rejected =
-            force_refresh.then(|| account.tokens.access_token.expose_secret().to_owned());
-        if let Some(g) = Self::usable(&account, rejected.as_deref())? {
+        // Another caller of this process may have refreshed while we waited at the gate.
+        if (!force_refresh || rejected.is_some())
+            && let Some(g) =
+                self.cache
+                    .fresh(account_id, now_unix(), REFRESH_MARGIN_SECONDS, rejected)
+        {
             return Ok(g);
         }
+        let account = self.load(account_id).await?;
+        // Nothing handed out here before: the caller saw the stored token rejected.
+        let stored_rejected = force_refresh
+            .then(|| account.tokens.access_token.expose_secret().to_owned())
+            .filter(|_| rejected.is_none());
+        let rejected = rejected.or(stored_rejected.as_deref());
+        if let Some(g) = Self::usable(&account, rejected)? {
+            return Ok(g);
+        }
+        let provider = self.provider(&account).await?;
+        let policy = self
+            .policy_override
+            .unwrap_or_else(|| RefreshPolicy::for_kind(provider.kind));
+        if policy.needs_lease() {
+            self.refresh_leased(&provider, policy, account_id, rejected)
+                .await
+        } else {
+            refresh::refresh(&self.repo, &self.http, &provider, policy, account).await
+        }
+    }
+
+    /// Refreshes under the account's store lease, so that processes refreshing at once make one
+    /// token request and nobody presents a refresh token the provider already rotated away.
+    async fn refresh_leased(
+        &self,
+        provider: &ProviderSettings,
+        policy: RefreshPolicy,
+        account_id: &str,
+        rejected: Option<&str>,
+    ) -> Result<AccessGrant, TokenError> {
         let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
         loop {
             let lease = self
@@ -279,9 +205,12 @@ impl TokenSource for OAuthTokenSource {
             if let Some(lease) = lease {
                 // Someone may have refreshed between our read and the lease.
                 let result = match self.load(account_id).await {
-                    Ok(account) => match Self::usable(&account, rejected.as_deref()) {
+                    Ok(account) => match Self::usable(&account, rejected) {
                         Ok(Some(g)) => Ok(g),
-                        Ok(None) => self.refresh(account).await,
+                        Ok(None) => {
+                            refresh::refresh(&self.repo, &self.http, provider, policy, account)
+                                .await
+                        }
                         Err(e) => Err(e),
                     },
                     Err(e) => Err(e),
@@ -300,9 +229,46 @@ impl TokenSource for OAuthTokenSource {
             }
             tokio::time::sleep(POLL).await;
             let account = self.load(account_id).await?;
-            if let Some(g) = Self::usable(&account, rejected.as_deref())? {
+            if let Some(g) = Self::usable(&account, rejected)? {
                 return Ok(g);
             }
         }
+    }
+}
+
+#[async_trait]
+impl TokenSource for OAuthTokenSource {
+    async fn access_token(
+        &self,
+        account_id: &str,
+        force_refresh: bool,
+    ) -> Result<AccessGrant, TokenError> {
+        // With force_refresh the caller saw the token we handed out rejected: any other will do.
+        let rejected = if force_refresh {
+            self.cache.token(account_id)
+        } else {
+            if let Some(g) = self
+                .cache
+                .fresh(account_id, now_unix(), REFRESH_MARGIN_SECONDS, None)
+            {
+                return Ok(g);
+            }
+            None
+        };
+        let gate = self.cache.gate(account_id);
+        let result = {
+            let _held = gate.lock().await;
+            self.obtain(account_id, rejected.as_deref(), force_refresh)
+                .await
+        };
+        self.cache.release_gate(account_id, &gate);
+        match &result {
+            Ok(g) => self.cache.put(g.clone(), now_unix()),
+            Err(TokenError::ReauthRequired { .. } | TokenError::NotFound { .. }) => {
+                self.cache.forget(account_id)
+            }
+            Err(_) => {}
+        }
+        result
     }
 }

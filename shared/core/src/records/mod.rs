@@ -27,9 +27,11 @@ mod providers;
 mod repository;
 mod sends;
 mod states;
+mod tokens;
 
 pub use keys::{DUE_INDEX_PK, hex_encode};
 pub use leases::Lease;
 pub use messages::{MessageKey, MessagePage, message_blob_prefix};
 pub use repository::{RecordError, Repository};
 pub use sends::{SEND_RECORD_TTL_SECONDS, SendClaim, StoredSend};
+pub use tokens::{REFRESH_TOKEN_STORED_AT, refresh_token_stored_at, set_refresh_token_stored_at};
