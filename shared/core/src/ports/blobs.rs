@@ -23,6 +23,21 @@ pub trait BlobStore: Send + Sync {
 
     /// Deletes every blob whose key starts with `prefix`; returns how many were deleted.
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, BlobError>;
+
+    /// Stores `body` under `key` like [`BlobStore::put`], but it may only become durable at the
+    /// next [`BlobStore::make_durable`] naming it: a store that pays per durable write (a local
+    /// disk's fsync) can then pay once per batch. By default the same as `put` (S3's PUT is
+    /// durable when it answers).
+    async fn put_unsynced(&self, key: &str, body: Bytes) -> Result<(), BlobError> {
+        self.put(key, body).await
+    }
+
+    /// Makes the blobs written by [`BlobStore::put_unsynced`] under `keys` durable; when it
+    /// returns `Ok`, they survive a crash. By default nothing is left to do.
+    async fn make_durable(&self, keys: &[String]) -> Result<(), BlobError> {
+        let _ = keys;
+        Ok(())
+    }
 }
 
 /// Checks that a blob key is made of safe segments, so no adapter can be led outside its root.

@@ -1,6 +1,8 @@
 //! One FETCH batch: every message's raw source goes to the blob store as it arrives (a bounded
-//! number of uploads in flight, so memory stays flat), then the batch's metadata is written in
-//! one `put_many`, and only then the folder cursor. Writes are keyed on (account, folder,
+//! number of uploads in flight, so memory stays flat; written with `put_unsynced`), then the
+//! batch's blobs are made durable at once (`make_durable`: one parallel sync per batch on a
+//! local disk instead of an fsync per message), then its metadata is written in one
+//! `put_many`, and only then the folder cursor. Writes are keyed on (account, folder,
 //! UIDVALIDITY, UID), so a retried batch rewrites the same items. A batch commits while the
 //! next one is fetched; commits stay in order.
 
@@ -118,12 +120,15 @@ pub(crate) struct FetchedBatch {
     /// Gmail messages stored here first (X-GM-MSGID → where).
     gmail_copies: Vec<(u64, MessageKey)>,
     uploads: JoinSet<Result<(), BlobError>>,
+    blobs: Arc<dyn BlobStore>,
+    /// Blob keys written by this batch, made durable before its metadata.
+    written: Vec<String>,
 }
 
 impl FetchedBatch {
-    /// Waits for the uploads, writes the metadata, then the cursor (in that order, so a crash
-    /// at any point loses nothing and the retried batch rewrites the same items). Owns what it
-    /// needs, so it can run while the next batch is fetched.
+    /// Waits for the uploads, makes the blobs durable, writes the metadata, then the cursor (in
+    /// that order, so a crash at any point loses nothing and the retried batch rewrites the same
+    /// items). Owns what it needs, so it can run while the next batch is fetched.
     pub(crate) async fn commit(
         mut self,
         repo: Repository,
@@ -132,6 +137,9 @@ impl FetchedBatch {
     ) -> Result<(), SyncError> {
         while let Some(done) = self.uploads.join_next().await {
             done.map_err(|e| SyncError::Internal(format!("a blob upload task failed: {e}")))??;
+        }
+        if !self.written.is_empty() {
+            self.blobs.make_durable(&self.written).await?;
         }
         repo.put_messages(&self.metas).await?;
         repo.put_gmail_first_copies(&account_id, &self.gmail_copies)
@@ -159,6 +167,8 @@ pub(crate) async fn fetch_batch(
         replaced: Vec::new(),
         gmail_copies: Vec::new(),
         uploads: JoinSet::new(),
+        blobs: target.blobs.clone(),
+        written: Vec::new(),
     };
     let permits = Arc::new(Semaphore::new(target.max_in_flight.max(1)));
     let mut set = set.to_owned();
@@ -227,8 +237,9 @@ pub(crate) async fn fetch_batch(
                     .map_err(|_| SyncError::Internal("the upload limiter closed".into()))?;
                 let blobs = target.blobs.clone();
                 let blob_key = meta.blob_key.clone();
+                batch.written.push(blob_key.clone());
                 batch.uploads.spawn(async move {
-                    let out = blobs.put(&blob_key, body).await;
+                    let out = blobs.put_unsynced(&blob_key, body).await;
                     drop(permit);
                     out
                 });
