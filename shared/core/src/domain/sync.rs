@@ -27,4 +27,8 @@ pub struct FolderCursor {
     pub message_count: u64,
     #[serde(default)]
     pub updated_at: i64,
+    /// The SPECIAL-USE role this folder was synced for (`\Sent`), so later syncs find the
+    /// folder without a LIST; cleared when the folder disappears under that name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub special_use: Option<String>,
 }

@@ -56,16 +56,20 @@ fn payload(user: &str, token: &SecretString) -> Zeroizing<Vec<u8>> {
     p
 }
 
-/// Logs in with XOAUTH2; on success the session is authenticated.
+/// Logs in with XOAUTH2; on success the session is authenticated. `greeting` holds the
+/// capabilities the greeting announced, if it did.
 pub(crate) async fn login(
     connector: &ImapConnector,
     client: Client<BoxedIo>,
     user: &str,
     token: &SecretString,
+    greeting: Option<&[String]>,
 ) -> Result<Session<BoxedIo>, ImapError> {
     // Base64 grows by 4/3; the rest of the line is the tag and `AUTHENTICATE XOAUTH2 `.
     let line_len = payload(user, token).len().div_ceil(3) * 4 + 30;
-    let first = if line_len <= MAX_INITIAL_RESPONSE_LINE {
+    // A greeting that lists capabilities without SASL-IR says the one-line form would be refused.
+    let sasl_ir = greeting.is_none_or(|caps| caps.iter().any(|c| c == "SASL-IR"));
+    let first = if sasl_ir && line_len <= MAX_INITIAL_RESPONSE_LINE {
         Form::InitialResponse
     } else {
         Form::TwoStep

@@ -16,7 +16,17 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::error::{ImapError, classify_text, connection};
-use super::guard::TextGuard;
+use super::guard::{CapabilityTap, TextGuard};
+
+/// A connection ready to log in, with what the server announced so far.
+pub(crate) struct Connected {
+    pub client: Client<BoxedIo>,
+    /// Keeps listening for the capabilities the login response announces.
+    pub tap: CapabilityTap,
+    /// The greeting's capabilities (before login; implicit TLS only, since a greeting read
+    /// before STARTTLS cannot be trusted).
+    pub greeting: Option<Vec<String>>,
+}
 
 /// Any byte stream an IMAP session can run over.
 pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
@@ -75,6 +85,16 @@ impl ImapConnector {
 
     /// Connects, secures the connection and reads the greeting.
     pub async fn connect(&self, endpoint: &MailEndpoint) -> Result<Client<BoxedIo>, ImapError> {
+        let connected = self.connect_tapped(endpoint).await?;
+        connected.tap.stop();
+        Ok(connected.client)
+    }
+
+    /// [`ImapConnector::connect`], keeping the capabilities the server announces unasked.
+    pub(crate) async fn connect_tapped(
+        &self,
+        endpoint: &MailEndpoint,
+    ) -> Result<Connected, ImapError> {
         let server = format!("{}:{}", endpoint.host, endpoint.port);
         let connect_err = |reason: String| ImapError::Connect {
             server: server.clone(),
@@ -109,7 +129,8 @@ impl ImapConnector {
             }
         };
         // Server text outside literals is made ASCII before the parser sees it (see `guard`).
-        let mut io: BoxedIo = Box::new(TextGuard::new(tls));
+        let tap = CapabilityTap::new();
+        let mut io: BoxedIo = Box::new(TextGuard::with_tap(tls, tap.clone()));
         if let Some(wrap) = &self.wrapper {
             io = wrap(io);
         }
@@ -117,7 +138,12 @@ impl ImapConnector {
         if endpoint.tls == TlsMode::Implicit {
             self.greeting(&mut client).await?;
         }
-        Ok(client)
+        let greeting = tap.take();
+        Ok(Connected {
+            client,
+            tap,
+            greeting,
+        })
     }
 
     async fn greeting<T>(&self, client: &mut Client<T>) -> Result<(), ImapError>

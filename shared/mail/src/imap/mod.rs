@@ -16,17 +16,30 @@ use mailroom_core::domain::MailEndpoint;
 use secrecy::SecretString;
 
 impl ImapConnector {
-    /// Connects and logs in as `user` with an OAuth access token; reads the capabilities and
-    /// sends ID where supported. The caller ends the session with [`ImapSession::logout`].
+    /// Connects and logs in as `user` with an OAuth access token, keeping the capabilities the
+    /// login response announces (no CAPABILITY command unless a later command needs them and
+    /// the server did not announce them), and sends ID to Gmail. The caller ends the session
+    /// with [`ImapSession::logout`].
     pub async fn open_session(
         &self,
         endpoint: &MailEndpoint,
         user: &str,
         token: &SecretString,
     ) -> Result<ImapSession, ImapError> {
-        let client = self.connect(endpoint).await?;
-        let session = auth::login(self, client, user, token).await?;
-        let mut session = ImapSession::start(self.clone(), session).await?;
+        let connected = self.connect_tapped(endpoint).await?;
+        let session = auth::login(
+            self,
+            connected.client,
+            user,
+            token,
+            connected.greeting.as_deref(),
+        )
+        .await?;
+        // What the login exchange announced (Dovecot: the tagged OK's code; Gmail: an untagged
+        // CAPABILITY before it). Greeting capabilities were taken before login and are not used.
+        let announced = connected.tap.take();
+        connected.tap.stop();
+        let mut session = ImapSession::start(self.clone(), session, announced, &endpoint.host);
         if let Err(e) = session.identify().await {
             // ID is a courtesy: a server that fails it still serves mail.
             tracing::debug!(error = %e, "IMAP ID failed");

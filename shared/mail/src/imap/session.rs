@@ -39,7 +39,15 @@ pub struct FetchedMessage {
 pub struct ImapSession {
     pub(crate) inner: Session<BoxedIo>,
     pub(crate) connector: ImapConnector,
-    capabilities: HashSet<String>,
+    /// `None` until the server announced them (login response) or CAPABILITY was asked.
+    capabilities: Option<HashSet<String>>,
+    host: String,
+    /// The `\Sent` folder LIST found in this session, once it ran.
+    listed_sent: Option<Option<String>>,
+    /// Whether to ask HIGHESTMODSEQ while the capabilities are unknown (what earlier syncs saw).
+    condstore_hint: Option<bool>,
+    /// A STATUS already asked, answered once more without a round trip (see `status_ahead`).
+    status_memo: Option<(String, FolderStatus)>,
     fetch_tag: Option<async_imap::imap_proto::RequestId>,
 }
 
@@ -52,35 +60,62 @@ impl std::fmt::Debug for ImapSession {
 }
 
 impl ImapSession {
-    /// Reads the capabilities after login (they may differ from the greeting's).
-    pub(crate) async fn start(
+    /// A session after login; `announced` are the capabilities the login response carried
+    /// (they may differ from the greeting's, which are not used after login). Without them,
+    /// CAPABILITY is asked only when a command needs to know.
+    pub(crate) fn start(
         connector: ImapConnector,
-        mut inner: Session<BoxedIo>,
-    ) -> Result<Self, ImapError> {
-        let caps = connector
-            .within("CAPABILITY", inner.capabilities())
-            .await?
-            .map_err(|e| ImapError::from_imap("CAPABILITY", e))?;
-        let capabilities = caps
-            .iter()
-            .map(|c| match c {
-                async_imap::types::Capability::Atom(a) => a.to_ascii_uppercase(),
-                async_imap::types::Capability::Imap4rev1 => "IMAP4REV1".into(),
-                async_imap::types::Capability::Auth(a) => {
-                    format!("AUTH={}", a.to_ascii_uppercase())
-                }
-            })
-            .collect();
-        Ok(Self {
+        inner: Session<BoxedIo>,
+        announced: Option<Vec<String>>,
+        host: &str,
+    ) -> Self {
+        Self {
             inner,
             connector,
-            capabilities,
+            capabilities: announced.map(|caps| caps.into_iter().collect()),
+            host: host.to_ascii_lowercase(),
+            listed_sent: None,
+            condstore_hint: None,
+            status_memo: None,
             fetch_tag: None,
-        })
+        }
     }
 
+    /// Whether the server has the capability; false while the capabilities are unknown (see
+    /// [`ImapSession::load_capabilities`]; `open` and `status` load them).
     pub fn has_capability(&self, name: &str) -> bool {
-        self.capabilities.contains(&name.to_ascii_uppercase())
+        self.capabilities
+            .as_ref()
+            .is_some_and(|caps| caps.contains(&name.to_ascii_uppercase()))
+    }
+
+    /// Whether the capabilities are known without asking.
+    pub fn capabilities_known(&self) -> bool {
+        self.capabilities.is_some()
+    }
+
+    /// Asks CAPABILITY unless the server already announced its capabilities.
+    pub async fn load_capabilities(&mut self) -> Result<(), ImapError> {
+        if self.capabilities.is_some() {
+            return Ok(());
+        }
+        let caps = self
+            .connector
+            .within("CAPABILITY", self.inner.capabilities())
+            .await?
+            .map_err(|e| ImapError::from_imap("CAPABILITY", e))?;
+        self.capabilities = Some(
+            caps.iter()
+                .map(|c| match c {
+                    async_imap::types::Capability::Atom(a) => a.to_ascii_uppercase(),
+                    async_imap::types::Capability::Imap4rev1 => "IMAP4REV1".into(),
+                    async_imap::types::Capability::Auth(a) => {
+                        format!("AUTH={}", a.to_ascii_uppercase())
+                    }
+                })
+                .collect(),
+        );
+        Ok(())
     }
 
     /// Whether the server offers CONDSTORE (Dovecot, Gmail; not Outlook).
@@ -93,9 +128,22 @@ impl ImapSession {
         self.has_capability("X-GM-EXT-1")
     }
 
-    /// Announces the client with ID where the server supports it (Gmail asks for it).
+    /// Whether the host is Gmail's (for decisions taken before the capabilities are known).
+    fn gmail_host(&self) -> bool {
+        let host = self.host.trim_end_matches('.');
+        ["gmail.com", "googlemail.com"]
+            .iter()
+            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+    }
+
+    /// Announces the client with ID to Gmail, which asks for it; other servers do not need it
+    /// and it would cost every sync a round trip.
     pub async fn identify(&mut self) -> Result<(), ImapError> {
-        if !self.has_capability("ID") {
+        let wanted = match &self.capabilities {
+            Some(_) => self.has_capability("ID") && (self.gmail() || self.gmail_host()),
+            None => self.gmail_host(),
+        };
+        if !wanted {
             return Ok(());
         }
         let fields = [
@@ -111,6 +159,7 @@ impl ImapSession {
 
     /// Turns CONDSTORE on for the session so SELECT and STATUS report HIGHESTMODSEQ.
     pub async fn enable_condstore(&mut self) -> Result<(), ImapError> {
+        self.load_capabilities().await?;
         if !(self.condstore() && self.has_capability("ENABLE")) {
             return Ok(());
         }
@@ -123,7 +172,13 @@ impl ImapSession {
             .map_err(|e| ImapError::from_imap("ENABLE", e))
     }
 
-    /// The folder marked `\Sent` (SPECIAL-USE), if any.
+    /// The `\Sent` folder the last [`ImapSession::sent_folder`] of this session found: `None`
+    /// when LIST has not run, `Some(None)` when it found none.
+    pub fn listed_sent(&self) -> Option<Option<&str>> {
+        self.listed_sent.as_ref().map(Option::as_deref)
+    }
+
+    /// The folder marked `\Sent` (SPECIAL-USE), if any (one LIST).
     pub async fn sent_folder(&mut self) -> Result<Option<String>, ImapError> {
         let inner = &mut self.inner;
         let names = self
@@ -134,15 +189,64 @@ impl ImapSession {
             })
             .await?
             .map_err(|e| ImapError::from_imap("LIST", e))?;
-        Ok(names
+        let sent = names
             .iter()
             .find(|n| n.attributes().contains(&NameAttribute::Sent))
-            .map(|n| n.name().to_owned()))
+            .map(|n| n.name().to_owned());
+        self.listed_sent = Some(sent.clone());
+        Ok(sent)
     }
 
-    /// STATUS of a folder (one command, no SELECT).
+    /// Says whether earlier syncs of this account saw CONDSTORE: while the capabilities are
+    /// unknown (the server did not announce them at login), STATUS asks HIGHESTMODSEQ or not by
+    /// this hint instead of sending CAPABILITY, so a sync with nothing new needs no CAPABILITY.
+    pub fn hint_condstore(&mut self, condstore: bool) {
+        self.condstore_hint = Some(condstore);
+    }
+
+    /// STATUS of a folder (one command, no SELECT). Without known capabilities or a hint,
+    /// CAPABILITY is asked first; a server that refuses the hinted form is asked its
+    /// capabilities and STATUS once more.
     pub async fn status(&mut self, folder: &str) -> Result<FolderStatus, ImapError> {
-        let items = if self.condstore() {
+        if matches!(&self.status_memo, Some((f, _)) if f == folder)
+            && let Some((_, status)) = self.status_memo.take()
+        {
+            return Ok(status);
+        }
+        let hint = match (&self.capabilities, self.condstore_hint) {
+            (None, Some(hint)) => hint,
+            _ => {
+                self.load_capabilities().await?;
+                let condstore = self.condstore();
+                return self.status_items(folder, condstore).await;
+            }
+        };
+        match self.status_items(folder, hint).await {
+            Err(e) if matches!(e, ImapError::Protocol { .. }) && !e.is_missing_folder() => {
+                tracing::debug!(error = %e, "STATUS refused; asking CAPABILITY");
+                self.load_capabilities().await?;
+                let condstore = self.condstore();
+                self.status_items(folder, condstore).await
+            }
+            other => other,
+        }
+    }
+
+    /// STATUS of a folder, kept so that the next [`ImapSession::status`] of the same folder in
+    /// this session returns it without asking again (a check that the folder exists, made before
+    /// the sync asks its STATUS anyway). Reading or opening any folder drops it.
+    pub async fn status_ahead(&mut self, folder: &str) -> Result<FolderStatus, ImapError> {
+        let status = self.status(folder).await?;
+        self.status_memo = Some((folder.to_owned(), status));
+        Ok(status)
+    }
+
+    async fn status_items(
+        &mut self,
+        folder: &str,
+        condstore: bool,
+    ) -> Result<FolderStatus, ImapError> {
+        let items = if condstore {
             "(UIDNEXT UIDVALIDITY MESSAGES HIGHESTMODSEQ)"
         } else {
             "(UIDNEXT UIDVALIDITY MESSAGES)"
@@ -162,6 +266,8 @@ impl ImapSession {
 
     /// Opens a folder (read-only unless CONDSTORE needs SELECT's parameter).
     pub async fn open(&mut self, folder: &str) -> Result<FolderStatus, ImapError> {
+        self.status_memo = None;
+        self.load_capabilities().await?;
         let mb = if self.condstore() {
             self.connector
                 .within("SELECT", self.inner.select_condstore(folder))
@@ -182,6 +288,7 @@ impl ImapSession {
 
     /// UIDs matching a UID SEARCH query, ascending.
     pub async fn uid_search(&mut self, query: &str) -> Result<Vec<u32>, ImapError> {
+        self.status_memo = None;
         let set = self
             .connector
             .within("UID SEARCH", self.inner.uid_search(query))
@@ -194,6 +301,7 @@ impl ImapSession {
 
     /// Starts `UID FETCH <set> <items>`; read the messages with [`ImapSession::next_fetched`].
     pub async fn start_fetch(&mut self, set: &str, items: &str) -> Result<(), ImapError> {
+        self.status_memo = None;
         let tag = self
             .connector
             .within(

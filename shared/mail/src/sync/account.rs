@@ -192,7 +192,6 @@ impl SyncEngine {
         // No ENABLE CONDSTORE: `STATUS (... HIGHESTMODSEQ)` and `SELECT folder (CONDSTORE)`, the
         // only commands that need it, each turn CONDSTORE on themselves (RFC 7162 §3.1), so a
         // sync with nothing new costs one command less.
-        let folders = self.folders(session, account).await?;
         let mut cursors: HashMap<String, _> = self
             .repo
             .folder_cursors(&account.id)
@@ -200,6 +199,7 @@ impl SyncEngine {
             .into_iter()
             .map(|c| (c.folder.clone(), c))
             .collect();
+        let folders = self.folders(session, account, &cursors).await?;
         let mut report = SyncReport {
             folders: Vec::new(),
             complete: true,
@@ -240,11 +240,16 @@ impl SyncEngine {
     }
 
     /// The folders to sync: the account's own list, else INBOX and the `\Sent` folder.
+    /// `cursors` (the account's folder cursors) say which folder was `\Sent` before and whether
+    /// the server reported HIGHESTMODSEQ, so a sync with nothing new needs neither LIST nor
+    /// CAPABILITY.
     async fn folders(
         &self,
         session: &mut ImapSession,
         account: &Account,
+        cursors: &std::collections::HashMap<String, mailroom_core::domain::FolderCursor>,
     ) -> Result<Vec<String>, SyncError> {
+        session.hint_condstore(cursors.values().any(|c| c.highest_modseq.is_some()));
         let configured: Vec<String> = account
             .extra
             .get("sync_folders")
@@ -253,7 +258,7 @@ impl SyncEngine {
         let mut out: Vec<String> = Vec::new();
         for name in configured {
             let resolved = if name.eq_ignore_ascii_case(SENT_MARKER) {
-                session.sent_folder().await?
+                self.sent_folder(session, &account.id, cursors).await?
             } else {
                 Some(name)
             };

@@ -2,6 +2,7 @@
 //! cursor, apply CONDSTORE flag changes, and continue the newest-first backfill, each batch
 //! stored before the cursor moves past it.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use mailroom_core::domain::FolderCursor;
@@ -10,7 +11,7 @@ use tokio::time::Instant;
 use super::batch::{
     BatchResult, BatchTarget, FetchedBatch, ReconcileMap, fetch_batch, load_reconcile_map,
 };
-use super::{SyncError, SyncSettings};
+use super::{SENT_MARKER, SyncEngine, SyncError, SyncSettings};
 use crate::imap::{FolderStatus, ImapSession};
 use mailroom_core::records::MessageKey;
 
@@ -46,6 +47,7 @@ fn unchanged(cursor: &FolderCursor, status: &FolderStatus) -> bool {
 /// mail starts above today's top, the backfill walks down from it.
 fn fresh_cursor(folder: &str, status: &FolderStatus, now: i64) -> FolderCursor {
     FolderCursor {
+        special_use: None,
         folder: folder.to_owned(),
         uid_validity: status.uid_validity,
         last_uid: status.uid_next.saturating_sub(1),
@@ -85,6 +87,49 @@ async fn settle(pending: &mut Option<Commit>) -> Result<(), SyncError> {
             .map_err(|e| SyncError::Internal(format!("a batch commit task failed: {e}")))??;
     }
     Ok(())
+}
+
+impl SyncEngine {
+    /// The account's `\Sent` folder. The folder an earlier sync remembered on its cursor is
+    /// checked with the STATUS the sync asks anyway (kept for it, so no extra command); only
+    /// when none is remembered, or the remembered one no longer exists (renamed or deleted), is
+    /// it looked up with LIST, and the answer remembered.
+    pub(super) async fn sent_folder(
+        &self,
+        session: &mut ImapSession,
+        account_id: &str,
+        cursors: &HashMap<String, FolderCursor>,
+    ) -> Result<Option<String>, SyncError> {
+        let remembered = cursors
+            .values()
+            .filter(|c| c.special_use.as_deref() == Some(SENT_MARKER))
+            .max_by_key(|c| c.updated_at);
+        if let Some(cursor) = remembered {
+            match session.status_ahead(&cursor.folder).await {
+                Ok(_) => return Ok(Some(cursor.folder.clone())),
+                Err(e) if e.is_missing_folder() => {
+                    tracing::info!(account_id, folder = %cursor.folder, "the remembered Sent folder is gone; looking it up again");
+                    let mut old = cursor.clone();
+                    old.special_use = None;
+                    self.repo.put_folder_cursor(account_id, &old).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let found = session.sent_folder().await?;
+        // A folder synced before it was known as `\Sent` (or before roles were remembered)
+        // gets the role now, once; a new folder gets it with its first cursor.
+        if let Some(name) = &found
+            && let Some(cursor) = cursors.get(name)
+            && cursor.special_use.is_none()
+        {
+            let mut cursor = cursor.clone();
+            cursor.special_use = Some(SENT_MARKER.to_owned());
+            cursor.updated_at = mailroom_core::time::now_unix();
+            self.repo.put_folder_cursor(account_id, &cursor).await?;
+        }
+        Ok(found)
+    }
 }
 
 pub(crate) struct FolderJob<'a> {
@@ -163,6 +208,8 @@ impl FolderJob<'_> {
                 return Ok(report);
             }
         }
+        // LIST found this folder as `\Sent` in this session: remember it on the cursor.
+        let listed_sent = session.listed_sent() == Some(Some(folder.as_str()));
         let selected = session.open(&folder).await?;
         let mut cursor = match stored {
             None => fresh_cursor(&folder, &selected, self.target.now),
@@ -179,10 +226,14 @@ impl FolderJob<'_> {
                 // fetched again; a second change before that ends keeps the oldest unmatched.
                 fresh.reconcile_validity = c.reconcile_validity.or(Some(c.uid_validity));
                 fresh.message_count = c.message_count;
+                fresh.special_use = c.special_use;
                 fresh
             }
             Some(c) => c,
         };
+        if listed_sent {
+            cursor.special_use = Some(SENT_MARKER.to_owned());
+        }
         self.target.uid_validity = cursor.uid_validity;
         let mut reconcile = match cursor.reconcile_validity {
             Some(old) => {
