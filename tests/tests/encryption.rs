@@ -1,6 +1,10 @@
 //! Envelope encryption end to end, through the repository, on both backend pairs: key file +
 //! redb, and KMS + DynamoDB on moto. The stored bytes are read back without our code to prove no
-//! secret is stored in plaintext.
+//! secret is stored in plaintext. The key-service calls are counted: one shared data key seals
+//! many accounts, a new process opens them with one unwrap, and format-1 values (per-record keys,
+//! sealed by earlier versions) still open.
+
+mod encryption_support;
 
 use std::sync::Arc;
 
@@ -187,4 +191,75 @@ async fn kms_refuses_a_data_key_bound_to_another_record() {
         matches!(moved, Err(mailroom_core::ports::KeyError::Unwrap)),
         "{moved:?}"
     );
+}
+
+/// Runs each shared-key test against the key file (+ redb) and KMS (+ DynamoDB) on moto.
+macro_rules! shared_keys_on_both {
+    (keys: [$($keys:ident),*], repository: [$($repo:ident),*]) => {
+        mod shared_keys_keyfile {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $keys() {
+                    let (keys, _dir) = backends::key_file();
+                    encryption_support::$keys(keys).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $repo() {
+                    let redb = backends::redb();
+                    let (keys, _dir) = backends::key_file();
+                    encryption_support::$repo(redb.store.clone(), keys).await;
+                }
+            )*
+        }
+        mod shared_keys_kms {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $keys() {
+                    let moto = backends::moto("shared").await;
+                    encryption_support::$keys(keys(&moto)).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $repo() {
+                    let moto = backends::moto("shared").await;
+                    encryption_support::$repo(store(&moto), keys(&moto)).await;
+                }
+            )*
+        }
+    };
+}
+
+shared_keys_on_both!(
+    keys: [thousand_accounts_one_generate_one_decrypt, a_new_key_after_the_usage_bound],
+    repository: [format_1_accounts_still_open, repository_counts]
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_format_1_fixture_opens() {
+    encryption_support::committed_format_1_fixture_opens().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kms_binds_shared_keys_to_the_shared_context() {
+    use mailroom_core::ports::{KeyContext, KeyError};
+    let moto = backends::moto("kmsshared").await;
+    let keys = keys(&moto);
+    let shared = KeyContext::shared();
+    let data_key = keys.generate_data_key(&shared).await.unwrap();
+    let back = keys
+        .unwrap_data_key(&data_key.wrapped, &shared)
+        .await
+        .unwrap();
+    assert_eq!(*back, *data_key.plaintext);
+    let record = KeyContext::new("account", "a1");
+    let record_key = keys.generate_data_key(&record).await.unwrap();
+    for (wrapped, wrong) in [(&data_key.wrapped, &record), (&record_key.wrapped, &shared)] {
+        let refused = keys.unwrap_data_key(wrapped, wrong).await;
+        assert!(matches!(refused, Err(KeyError::Unwrap)), "{refused:?}");
+    }
 }

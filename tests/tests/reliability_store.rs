@@ -81,6 +81,9 @@ async fn kms_unavailable_refuses_writes_cleanly_and_writes_no_plaintext() {
         generate: true,
         unwrap: false,
     });
+    // One data key seals every record for MAILROOM_DATA_KEY_CACHE_SECONDS (1 s here): once the
+    // key that sealed the flow's state has expired, sealing needs KMS again.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let written_before = b.store.written().len();
     // A new provider's secret cannot be sealed: 503, nothing stored.
     let mut settings = provider_settings(&b.oauth, 993, 587);

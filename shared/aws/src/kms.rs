@@ -1,6 +1,9 @@
 //! [`KmsKeys`]: the key service on AWS KMS. Data keys come from GenerateDataKey (AES-256) and are
-//! unwrapped with Decrypt, both under the record's encryption context, so a wrapped key copied
-//! onto another record is refused by KMS itself.
+//! unwrapped with Decrypt, both under the [`KeyContext`]'s pairs as the encryption context: the
+//! fixed shared context for the keys sealing uses today (so one key serves many records and a
+//! process makes a handful of calls in its life), a record's own context for keys of format-1
+//! values (which KMS refuses to unwrap under any other record's context). The key policy must
+//! allow every name of [`KeyContext::all_pair_names`].
 
 use std::collections::HashMap;
 
@@ -149,5 +152,10 @@ mod tests {
         assert_eq!(ctx.len(), 2);
         assert_eq!(ctx["record_kind"], "account");
         assert_eq!(ctx["record_id"], "a1");
+        let shared = encryption_context(&KeyContext::shared());
+        assert_eq!(shared.len(), 3);
+        assert_eq!(shared["app"], "mailroom");
+        assert_eq!(shared["purpose"], "record-key");
+        assert_eq!(shared["v"], "2");
     }
 }

@@ -1,6 +1,8 @@
 //! [`KeyFile`]: the local key service. A 32-byte master key lives in `<data dir>/master.key`
 //! (mode 0600); data keys are wrapped with AES-256-GCM under it, with the key context as
-//! associated data, so a wrapped key copied onto another record does not unwrap.
+//! associated data: the shared context for the keys sealing uses today, a record's own context
+//! for the keys of format-1 values (which then do not unwrap on another record). The associated
+//! data of record contexts is what it always was, so existing data directories keep opening.
 //!
 //! Wrapped format (version 1): `0x01 | 12-byte nonce | 32-byte ciphertext | 16-byte tag`.
 
@@ -220,6 +222,17 @@ mod tests {
             keys.unwrap_data_key(&tampered, &ctx).await,
             Err(KeyError::Unwrap)
         ));
+        // Shared keys unwrap under the shared context only, and record keys never under it.
+        let shared = KeyContext::shared();
+        let sk = keys.generate_data_key(&shared).await.unwrap();
+        let back = keys.unwrap_data_key(&sk.wrapped, &shared).await.unwrap();
+        assert_eq!(*back, *sk.plaintext);
+        for (wrapped, wrong) in [(&sk.wrapped, &ctx), (&dk.wrapped, &shared)] {
+            assert!(matches!(
+                keys.unwrap_data_key(wrapped, wrong).await,
+                Err(KeyError::Unwrap)
+            ));
+        }
     }
 
     #[tokio::test]

@@ -1,21 +1,25 @@
-//! The sealed-field format and the [`Sealer`] that makes and opens it.
-//!
-//! Format (version 1): `0x01 | u16 BE wrapped-key length | wrapped key | 12-byte nonce |
-//! ciphertext | 16-byte tag`. The associated data is `mailroom/v1|<kind>|<id>|<field>`, so a
-//! ciphertext moved to another record or field fails to open.
+//! The [`Sealer`]: seals fields under a shared data key that it generates once per key period,
+//! and opens fields of both formats (see [`super::format`]) with cached unwrapped keys.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use aws_lc_rs::aead::{Aad, Nonce};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use super::cache::{CachedKey, KeyCache};
+use super::cache::{CachedKey, KeyCache, key_id};
+use super::format::{self, Version};
 use crate::ports::{KeyContext, KeyError, KeyService};
 
-const FORMAT_VERSION: u8 = 1;
-const TAG_LEN: usize = 16;
+/// The longest one data key seals new values (a configured shorter period wins).
+pub const MAX_KEY_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+/// The most values one data key seals. Random 96-bit nonces keep AES-GCM's collision chance
+/// negligible up to 2^32 messages per key (NIST SP 800-38D); 2^20 stays 4,096 times below that.
+pub const MAX_SEALS_PER_KEY: u64 = 1 << 20;
+/// Unwrapped keys kept for opening: shared keys are few (one per writer process and key
+/// period), format-1 keys one per record until those records are sealed again.
+const OPENING_KEYS: usize = 1024;
 
 /// What could not be encrypted or decrypted.
 #[derive(Debug, thiserror::Error)]
@@ -34,76 +38,100 @@ pub enum CryptoError {
         id: String,
         field: String,
     },
+    #[error("a sealed field must belong to a record, not to the shared key context")]
+    NoRecord,
     #[error("encryption failed")]
     Seal,
 }
 
-/// Seals and opens secret fields with envelope encryption and a short-lived data-key cache.
-pub struct Sealer {
-    keys: Arc<dyn KeyService>,
-    cache: Mutex<KeyCache>,
-    ttl: Duration,
+/// The data key new values are sealed with, and how many it has sealed.
+struct SealingKey {
+    key: Arc<CachedKey>,
+    seals: u64,
 }
 
-fn aad(context: &KeyContext, field: &str) -> Vec<u8> {
-    format!(
-        "mailroom/v1|{}|{}|{}",
-        context.record_kind, context.record_id, field
-    )
-    .into_bytes()
+/// Seals and opens secret fields with envelope encryption: one generated data key seals many
+/// records (until [`MAX_KEY_AGE`] or [`MAX_SEALS_PER_KEY`]), and unwrapped keys are cached, so a
+/// process makes a handful of key-service calls in its life, whatever the number of records.
+pub struct Sealer {
+    keys: Arc<dyn KeyService>,
+    sealing: tokio::sync::Mutex<Option<SealingKey>>,
+    opening: Mutex<KeyCache>,
+    max_age: Duration,
+    max_seals: u64,
 }
 
 impl Sealer {
-    /// `ttl` bounds how long an unwrapped data key is kept in memory.
+    /// `ttl` bounds how long a data key seals new values and how long an unwrapped key stays in
+    /// memory (at most [`MAX_KEY_AGE`]).
     pub fn new(keys: Arc<dyn KeyService>, ttl: Duration) -> Self {
+        Self::with_rotation(keys, ttl, MAX_SEALS_PER_KEY)
+    }
+
+    /// Like [`Sealer::new`], with the number of seals after which a new data key is generated
+    /// (at most [`MAX_SEALS_PER_KEY`]).
+    pub fn with_rotation(keys: Arc<dyn KeyService>, ttl: Duration, max_seals: u64) -> Self {
+        let max_age = ttl.min(MAX_KEY_AGE);
         Self {
             keys,
-            cache: Mutex::new(KeyCache::default()),
-            ttl,
+            sealing: tokio::sync::Mutex::new(None),
+            opening: Mutex::new(KeyCache::new(OPENING_KEYS, max_age)),
+            max_age,
+            max_seals: max_seals.clamp(1, MAX_SEALS_PER_KEY),
         }
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, KeyCache> {
+    fn opening(&self) -> std::sync::MutexGuard<'_, KeyCache> {
         // A panic while holding the lock leaves only a cache behind; it is safe to keep using.
-        self.cache
+        self.opening
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn sealing_key(&self, context: &KeyContext) -> Result<Arc<CachedKey>, CryptoError> {
-        if let Some(key) = self.cache().sealing_key(context, self.ttl) {
-            return Ok(key);
+    /// The current sealing key, counting one more use; a new one when it is used up or too old.
+    /// The lock is held across the key-service call so that concurrent seals wait for one
+    /// generation instead of each making their own.
+    async fn sealing_key(&self) -> Result<Arc<CachedKey>, CryptoError> {
+        let mut current = self.sealing.lock().await;
+        if let Some(sealing) = current.as_mut()
+            && sealing.seals < self.max_seals
+            && sealing.key.created.elapsed() < self.max_age
+        {
+            sealing.seals += 1;
+            return Ok(sealing.key.clone());
         }
-        let data_key = self.keys.generate_data_key(context).await?;
-        let key = RandomizedNonceKey::new(&AES_256_GCM, &data_key.plaintext)
-            .map_err(|_| CryptoError::Key(KeyError::Refused("data key is not 32 bytes".into())))?;
-        let cached = Arc::new(CachedKey {
-            key,
-            wrapped: data_key.wrapped,
+        // The old key is no longer used for sealing (it stays in the opening cache).
+        *current = None;
+        let shared = KeyContext::shared();
+        let data_key = self.keys.generate_data_key(&shared).await?;
+        let key = CachedKey::new(&data_key.plaintext, data_key.wrapped)
+            .ok_or_else(|| KeyError::Refused("data key is not 32 bytes".into()))?;
+        let key = Arc::new(key);
+        self.opening()
+            .remember(key_id(&shared, &key.wrapped), key.clone());
+        tracing::debug!("generated a shared data key for sealing");
+        *current = Some(SealingKey {
+            key: key.clone(),
+            seals: 1,
         });
-        self.cache()
-            .remember(context, cached.clone(), true, self.ttl);
-        Ok(cached)
+        Ok(key)
     }
 
+    /// The unwrapped form of `wrapped` made under `context`, from the cache or the key service.
     async fn opening_key(
         &self,
         wrapped: &[u8],
         context: &KeyContext,
     ) -> Result<Arc<CachedKey>, CryptoError> {
-        if let Some(key) = self.cache().opening_key(wrapped, context, self.ttl) {
-            return Ok(key);
-        }
-        let plaintext = self.keys.unwrap_data_key(wrapped, context).await?;
-        let key = RandomizedNonceKey::new(&AES_256_GCM, &plaintext)
-            .map_err(|_| CryptoError::Key(KeyError::Unwrap))?;
-        let cached = Arc::new(CachedKey {
-            key,
-            wrapped: wrapped.to_vec(),
-        });
-        self.cache()
-            .remember(context, cached.clone(), false, self.ttl);
-        Ok(cached)
+        let slot = self.opening().slot(key_id(context, wrapped));
+        let key = slot
+            .get_or_try_init(|| async {
+                let plaintext = self.keys.unwrap_data_key(wrapped, context).await?;
+                let key = CachedKey::new(&plaintext, wrapped.to_vec()).ok_or(KeyError::Unwrap)?;
+                Ok::<_, CryptoError>(Arc::new(key))
+            })
+            .await?;
+        Ok(key.clone())
     }
 
     /// Encrypts `plaintext` as field `field` of the record named by `context`.
@@ -113,55 +141,48 @@ impl Sealer {
         field: &str,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        let key = self.sealing_key(context).await?;
-        let wrapped_len = u16::try_from(key.wrapped.len()).map_err(|_| CryptoError::Seal)?;
-        let mut body = plaintext.to_vec();
+        let (kind, id) = context.record().ok_or(CryptoError::NoRecord)?;
+        let key = self.sealing_key().await?;
+        let mut out = format::header_v2(&key.wrapped).ok_or(CryptoError::Seal)?;
+        // Room for the tag, so the plaintext copy is never reallocated (and left unwiped).
+        let mut body = Zeroizing::new(Vec::with_capacity(plaintext.len() + format::TAG_LEN));
+        body.extend_from_slice(plaintext);
+        let aad = format::aad(Version::V2, kind, id, field);
         let nonce = key
             .key
-            .seal_in_place_append_tag(Aad::from(aad(context, field)), &mut body)
+            .seal_in_place_append_tag(Aad::from(aad), &mut *body)
             .map_err(|_| CryptoError::Seal)?;
-        let mut out = Vec::with_capacity(3 + key.wrapped.len() + NONCE_LEN + body.len());
-        out.push(FORMAT_VERSION);
-        out.extend_from_slice(&wrapped_len.to_be_bytes());
-        out.extend_from_slice(&key.wrapped);
         out.extend_from_slice(nonce.as_ref());
         out.extend_from_slice(&body);
         Ok(out)
     }
 
-    /// Decrypts a field sealed by [`Sealer::seal`] for the same record and field.
+    /// Decrypts a field sealed (by this or an earlier format) for the same record and field.
     pub async fn open(
         &self,
         context: &KeyContext,
         field: &str,
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let (kind, id) = context.record().ok_or(CryptoError::NoRecord)?;
         let tampered = || CryptoError::Tampered {
-            kind: context.record_kind.clone(),
-            id: context.record_id.clone(),
+            kind: kind.to_owned(),
+            id: id.to_owned(),
             field: field.to_owned(),
         };
-        let (&version, rest) = sealed.split_first().ok_or_else(tampered)?;
-        if version != FORMAT_VERSION || rest.len() < 2 {
-            return Err(tampered());
-        }
-        let wrapped_len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
-        let rest = &rest[2..];
-        if rest.len() < wrapped_len + NONCE_LEN + TAG_LEN {
-            return Err(tampered());
-        }
-        let (wrapped, rest) = rest.split_at(wrapped_len);
-        let (nonce, body) = rest.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| tampered())?;
-        let key = match self.opening_key(wrapped, context).await {
+        let parsed = format::parse(sealed).ok_or_else(tampered)?;
+        let nonce = Nonce::try_assume_unique_for_key(parsed.nonce).map_err(|_| tampered())?;
+        let key_context = format::key_context(parsed.version, kind, id);
+        let key = match self.opening_key(parsed.wrapped, &key_context).await {
             Ok(key) => key,
             Err(CryptoError::Key(KeyError::Unwrap)) => return Err(tampered()),
             Err(other) => return Err(other),
         };
-        let mut buffer = Zeroizing::new(body.to_vec());
+        let aad = format::aad(parsed.version, kind, id, field);
+        let mut buffer = Zeroizing::new(parsed.body.to_vec());
         let len = key
             .key
-            .open_in_place(nonce, Aad::from(aad(context, field)), &mut buffer)
+            .open_in_place(nonce, Aad::from(aad), &mut buffer)
             .map_err(|_| tampered())?
             .len();
         buffer.truncate(len);
@@ -188,10 +209,13 @@ impl Sealer {
         sealed: &[u8],
     ) -> Result<SecretString, CryptoError> {
         let bytes = self.open(context, field, sealed).await?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| CryptoError::NotText {
-            kind: context.record_kind.clone(),
-            id: context.record_id.clone(),
-            field: field.to_owned(),
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            let (kind, id) = context.record().unwrap_or_default();
+            CryptoError::NotText {
+                kind: kind.to_owned(),
+                id: id.to_owned(),
+                field: field.to_owned(),
+            }
         })?;
         Ok(SecretString::from(text.to_owned()))
     }

@@ -4,27 +4,67 @@
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
-/// What a data key is bound to; passed to KMS as the encryption context, so a wrapped key copied
-/// onto another record cannot be unwrapped there.
+/// What a data key is bound to at the key service (the KMS encryption context, the key file's
+/// associated data), and, for the [`Sealer`](crate::crypto::Sealer), which record a sealed field
+/// belongs to.
+///
+/// Keys generated today are [`KeyContext::shared`]: one data key seals many records, so its
+/// context cannot name one of them (the sealed value's associated data names the record and
+/// field instead). Values sealed by format 1 hold a key bound to their record
+/// ([`KeyContext::new`]), and opening them passes that record's context to the key service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct KeyContext {
-    pub record_kind: String,
-    pub record_id: String,
+pub struct KeyContext(Binding);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Binding {
+    Record { kind: String, id: String },
+    Shared,
 }
 
+/// The encryption context of shared data keys. Its version changes if the way keys are shared
+/// ever does, so old wrapped keys stay distinguishable in CloudTrail.
+const SHARED: [(&str, &str); 3] = [("app", "mailroom"), ("purpose", "record-key"), ("v", "2")];
+
 impl KeyContext {
+    /// The record `record_kind`/`record_id`: what [`Sealer`](crate::crypto::Sealer) binds a
+    /// sealed field to, and the key-service context of format-1 data keys.
     pub fn new(record_kind: impl Into<String>, record_id: impl Into<String>) -> Self {
-        Self {
-            record_kind: record_kind.into(),
-            record_id: record_id.into(),
+        Self(Binding::Record {
+            kind: record_kind.into(),
+            id: record_id.into(),
+        })
+    }
+
+    /// The context of data keys shared by many records: `{"app": "mailroom", "purpose":
+    /// "record-key", "v": "2"}`.
+    pub fn shared() -> Self {
+        Self(Binding::Shared)
+    }
+
+    /// The record's kind and id; `None` for the shared context.
+    pub fn record(&self) -> Option<(&str, &str)> {
+        match &self.0 {
+            Binding::Record { kind, id } => Some((kind, id)),
+            Binding::Shared => None,
         }
     }
 
     /// The context as key/value pairs, in a stable order.
-    pub fn pairs(&self) -> [(&'static str, &str); 2] {
+    pub fn pairs(&self) -> Vec<(&'static str, &str)> {
+        match &self.0 {
+            Binding::Record { kind, id } => vec![("record_kind", kind), ("record_id", id)],
+            Binding::Shared => SHARED.to_vec(),
+        }
+    }
+
+    /// Every key name any context may send (what a KMS key policy must allow).
+    pub fn all_pair_names() -> [&'static str; 5] {
         [
-            ("record_kind", &self.record_kind),
-            ("record_id", &self.record_id),
+            "record_kind",
+            "record_id",
+            SHARED[0].0,
+            SHARED[1].0,
+            SHARED[2].0,
         ]
     }
 }
@@ -66,4 +106,30 @@ pub trait KeyService: Send + Sync {
         wrapped: &[u8],
         context: &KeyContext,
     ) -> Result<Zeroizing<Vec<u8>>, KeyError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_and_shared_contexts_have_distinct_pairs() {
+        let record = KeyContext::new("account", "a1");
+        assert_eq!(
+            record.pairs(),
+            vec![("record_kind", "account"), ("record_id", "a1")]
+        );
+        assert_eq!(record.record(), Some(("account", "a1")));
+        let shared = KeyContext::shared();
+        assert_eq!(
+            shared.pairs(),
+            vec![("app", "mailroom"), ("purpose", "record-key"), ("v", "2")]
+        );
+        assert_eq!(shared.record(), None);
+        let names: Vec<_> = [record, shared]
+            .iter()
+            .flat_map(|c| c.pairs().into_iter().map(|(k, _)| k))
+            .collect();
+        assert_eq!(names, KeyContext::all_pair_names());
+    }
 }
