@@ -13,6 +13,7 @@ use std::time::Duration;
 use mailroom_core::domain::AccountStatus;
 use mailroom_core::time::now_unix;
 use mailroom_mail::sync::{SyncOutcome, SyncReport, SyncSettings, delete_account_messages};
+use mailroom_tests::counting::{Counters, CountingStore as Counting};
 use serde_json::json;
 use sync_support::{CommandLog, CountingStore, Mailbox, Proxy, ProxyMode, deliver, message};
 use tokio::sync::Notify;
@@ -82,7 +83,8 @@ async fn first_sync_then_only_new_mail_then_nothing_fetched() {
     let account = mbox.account().await;
     assert_eq!(account.status, AccountStatus::Active);
     assert!(account.last_sync_at.is_some());
-    assert!(account.next_sync_at > now_unix());
+    // A healthy account stays due: the scheduler enqueues it on every run without a write.
+    assert!(account.next_sync_at <= now_unix());
     assert_eq!(account.extra["folders"]["INBOX"]["messages"], json!(300));
     assert_eq!(account.extra["folders"]["Sent"]["messages"], json!(0));
 
@@ -143,7 +145,7 @@ async fn first_sync_then_only_new_mail_then_nothing_fetched() {
     let counting = CountingStore::new(mbox.app.services.repo.store().clone());
     let counted = mbox.engine_over(counting.clone(), settings(40), None);
     let mut requests = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let report = synced(
             counted
                 .sync_account(&mbox.account_id, deadline())
@@ -153,10 +155,47 @@ async fn first_sync_then_only_new_mail_then_nothing_fetched() {
         assert!(report.folders.iter().all(|f| f.unchanged));
         requests.push(counting.take());
     }
+    // (The first run also reads the provider, which the process then caches.)
     assert!(
-        requests[0] <= 8 && requests[0] == requests[1],
+        requests[0] <= 8 && requests[1] == requests[2],
         "{requests:?}"
     );
+    // …none of them a write: no lease, no outcome (the account's health and counts are current).
+    let counters = Arc::new(Counters::default());
+    let counted = mbox.engine_over(
+        Arc::new(Counting {
+            inner: mbox.app.services.repo.store().clone(),
+            counters: counters.clone(),
+        }),
+        settings(40),
+        None,
+    );
+    let before = mbox.account().await;
+    let report = synced(
+        counted
+            .sync_account(&mbox.account_id, deadline())
+            .await
+            .expect("sync"),
+    );
+    assert!(report.folders.iter().all(|f| f.unchanged));
+    let counts = counters.snapshot();
+    assert_eq!(counts.store_writes, 0, "{counts:?}");
+    // Account, provider and folder cursors; the provider is cached by the process after that.
+    assert!(counts.store_reads <= 3, "{counts:?}");
+    let report = synced(
+        counted
+            .sync_account(&mbox.account_id, deadline())
+            .await
+            .expect("sync"),
+    );
+    assert!(report.folders.iter().all(|f| f.unchanged));
+    let again = counters.snapshot().since(&counts);
+    assert_eq!(
+        (again.store_writes, again.store_reads),
+        (0, 2),
+        "warm: account and cursors only: {again:?}"
+    );
+    assert_eq!(mbox.account().await.version, before.version, "untouched");
     assert_eq!(mbox.stored("INBOX").await.len(), 303);
 
     // CONDSTORE: a flag changed on the server is applied to the stored message.
@@ -407,28 +446,65 @@ async fn two_workers_on_one_account_only_one_syncs() {
     let proxy = Proxy::start(imap_port, ProxyMode::HoldFirst(gate.clone())).await;
     let mbox = Mailbox::create(Some(proxy.port), None, json!({})).await;
     deliver(&mbox.email, &[message("race", 0, 2), message("race", 1, 2)]).await;
-    let first = mbox.engine(settings(10), None);
-    let second = mbox.engine(settings(10), None);
+    let repo = &mbox.app.services.repo;
 
+    // Another worker holds the sync lease: this one checks read-only, finds mail to fetch, and
+    // leaves it to the holder (nothing stored, no health change written).
+    let before = mbox.account().await;
+    let held = repo
+        .try_lease(&mbox.account_id, "sync", "other-worker", now_unix(), 600)
+        .await
+        .expect("lease")
+        .expect("free");
+    let blocked = mbox.engine(settings(10), None);
     let account_id = mbox.account_id.clone();
-    let running = tokio::spawn(async move { first.sync_account(&account_id, deadline()).await });
-    // The first worker holds the lease once it is connecting (held at the proxy).
+    let check = tokio::spawn(async move { blocked.sync_account(&account_id, deadline()).await });
+    // (The proxy holds the first connection: let the check through.)
     while proxy.accepted.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    match second
-        .sync_account(&mbox.account_id, deadline())
-        .await
-        .expect("sync")
-    {
-        SyncOutcome::Busy => {}
-        other => panic!("the second worker should find the account busy, got {other:?}"),
-    }
     gate.notify_one();
-    let report = synced(running.await.expect("join").expect("sync"));
-    assert_eq!(report.new_messages(), 2);
-    assert_eq!(mbox.stored("INBOX").await.len(), 2);
-    assert_eq!(proxy.accepted.load(Ordering::SeqCst), 1, "one IMAP session");
+    match check.await.expect("join").expect("sync") {
+        SyncOutcome::Busy => {}
+        other => panic!("the lease holder's account should be busy, got {other:?}"),
+    }
+    assert!(mbox.stored("INBOX").await.is_empty());
+    assert_eq!(mbox.account().await.version, before.version);
+    repo.release_lease(&held).await.expect("release");
+
+    // Two workers racing on new mail: both may check, one syncs under the lease, each message
+    // is stored once.
+    let first = mbox.engine(settings(10), None);
+    let second = mbox.engine(settings(10), None);
+    let (a, b) = tokio::join!(
+        first.sync_account(&mbox.account_id, deadline()),
+        second.sync_account(&mbox.account_id, deadline()),
+    );
+    let new: u64 = [a.expect("sync"), b.expect("sync")]
+        .into_iter()
+        .map(|outcome| match outcome {
+            SyncOutcome::Synced(report) => report.new_messages(),
+            SyncOutcome::Busy => 0,
+            other => panic!("expected a sync or busy, got {other:?}"),
+        })
+        .sum();
+    assert_eq!(new, 2);
+    let stored = mbox.stored("INBOX").await;
+    assert_eq!(stored.len(), 2);
+    assert_unique(&stored);
+
+    // One engine (one process) never runs two syncs of an account at once.
+    deliver(&mbox.email, &[message("race", 2, 3)]).await;
+    let (a, b) = tokio::join!(
+        first.sync_account(&mbox.account_id, deadline()),
+        first.sync_account(&mbox.account_id, deadline()),
+    );
+    let outcomes = [a.expect("sync"), b.expect("sync")];
+    assert!(
+        outcomes.iter().any(|o| matches!(o, SyncOutcome::Busy)),
+        "{outcomes:?}"
+    );
+    assert_eq!(mbox.stored("INBOX").await.len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

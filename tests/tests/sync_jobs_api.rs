@@ -1,17 +1,20 @@
 //! The sync scheduler and worker handlers, and the messages API over what they stored: due
-//! accounts are enqueued once, the worker syncs them, and the API pages, shows and serves the
+//! accounts are enqueued on every run without a store write, the worker syncs them, and the API pages, shows and serves the
 //! raw messages; `POST /v1/accounts/{id}/sync` queues an immediate sync; a job that finds the
 //! store down is handed back for delivery again.
 
 mod sync_support;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mailroom_core::ports::{Job, JobKind};
+use mailroom_core::records::Repository;
 use mailroom_core::time::now_unix;
 use mailroom_mail::jobs::{JobResult, SchedulerSettings, run_batch, run_job, schedule_due};
 use mailroom_mail::sync::{SyncOutcome, SyncSettings};
+use mailroom_tests::counting::{Counters, CountingStore as Counting};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sync_support::{CountingStore, Mailbox, deliver, message};
@@ -36,22 +39,42 @@ async fn scheduled_sync_then_messages_api() {
         ..SchedulerSettings::default()
     };
 
-    // Due once: two schedulers racing enqueue it once, and its next sync is pushed so a later
-    // run does not enqueue it again.
-    let now = now_unix();
-    let (a, b) = tokio::join!(
-        schedule_due(&services.repo, services.queue.as_ref(), now, &scheduler),
-        schedule_due(&services.repo, services.queue.as_ref(), now, &scheduler),
+    // A scheduler run writes nothing: the account is found due through the index and
+    // enqueued; it stays due, so the next run enqueues it again (still without a write).
+    let counters = Arc::new(Counters::default());
+    let counted = Repository::new(
+        Arc::new(Counting {
+            inner: services.repo.store().clone(),
+            counters: counters.clone(),
+        }),
+        services.repo.sealer().clone(),
     );
-    let (a, b) = (a.expect("schedule"), b.expect("schedule"));
-    assert_eq!(a.enqueued + b.enqueued, 1, "{a:?} {b:?}");
-    assert!(mbox.account().await.next_sync_at > now);
-    let again = schedule_due(&services.repo, services.queue.as_ref(), now, &scheduler)
-        .await
-        .expect("schedule");
-    assert_eq!(again.enqueued, 0);
+    let before = mbox.account().await;
+    let now = now_unix();
+    for _ in 0..2 {
+        let report = schedule_due(&counted, services.queue.as_ref(), now, &scheduler)
+            .await
+            .expect("schedule");
+        assert!(report.enqueued >= 1, "{report:?}");
+    }
+    let counts = counters.snapshot();
+    assert_eq!(counts.store_writes, 0, "{counts:?}");
+    let after = mbox.account().await;
+    assert_eq!(
+        (after.version, after.next_sync_at),
+        (before.version, before.next_sync_at)
+    );
 
-    let job = jobs.recv().await.expect("a job");
+    let mut queued = Vec::new();
+    while let Some(job) = jobs.try_recv() {
+        queued.push(job);
+    }
+    let mine: Vec<&Job> = queued
+        .iter()
+        .filter(|j| j.account_id == mbox.account_id)
+        .collect();
+    assert_eq!(mine.len(), 2, "one job per run: {queued:?}");
+    let job = mine[0].clone();
     assert_eq!(
         (job.account_id.as_str(), job.kind),
         (mbox.account_id.as_str(), JobKind::Sync)

@@ -33,6 +33,11 @@ impl JobReceiver {
     pub async fn recv(&mut self) -> Option<Job> {
         self.rx.recv().await
     }
+
+    /// A job that is already due, without waiting; `None` when there is none right now.
+    pub fn try_recv(&mut self) -> Option<Job> {
+        self.rx.try_recv().ok()
+    }
 }
 
 #[async_trait]

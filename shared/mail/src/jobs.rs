@@ -1,5 +1,7 @@
 //! The sync scheduler and worker as plain library functions over core types: the Lambda
 //! functions and the local host wire them to EventBridge/SQS or a timer and the in-process queue.
+//! Neither writes to the store on a poll that finds nothing new (see `schedule_due` and the
+//! `sync` module).
 
 use std::time::Duration;
 
@@ -13,22 +15,19 @@ use crate::sync::{SyncEngine, SyncOutcome};
 /// How the scheduler hands out work.
 #[derive(Debug, Clone)]
 pub struct SchedulerSettings {
-    /// At most this many accounts per run (the rest are due again on the next run).
+    /// At most this many accounts per run (the rest, oldest `next_sync_at` last, wait for the
+    /// next run).
     pub max_accounts: usize,
     /// Jobs are delayed by a random 0..spread so accounts do not all connect at once (SQS
     /// allows at most 900 s).
     pub spread: Duration,
-    /// How far the scheduler pushes `next_sync_at` when it enqueues an account, so the next
-    /// run does not enqueue it again; the worker sets the real next time when it finishes.
-    pub claim_for: Duration,
 }
 
 impl Default for SchedulerSettings {
     fn default() -> Self {
         Self {
-            max_accounts: 1000,
+            max_accounts: 100_000,
             spread: Duration::from_secs(240),
-            claim_for: Duration::from_secs(1800),
         }
     }
 }
@@ -36,7 +35,7 @@ impl Default for SchedulerSettings {
 /// What the scheduler could not do.
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
-    #[error("could not read or claim due accounts: {0}")]
+    #[error("could not read the due accounts: {0}")]
     Store(#[from] RecordError),
     #[error("could not enqueue sync jobs: {0}")]
     Queue(#[from] QueueError),
@@ -47,64 +46,60 @@ pub enum ScheduleError {
 pub struct ScheduleReport {
     pub due: usize,
     pub enqueued: usize,
-    /// Due accounts another writer changed first (claimed by a concurrent run, reconnected…).
-    pub skipped: usize,
 }
 
-/// Finds the accounts due at `now` through the due index, claims each by pushing its
-/// `next_sync_at` (a conditional write: of two concurrent schedulers one wins), and enqueues
-/// one jittered job per claimed account.
+/// Index entries read per due-index page.
+const PAGE: usize = 1000;
+
+/// Finds the accounts due at `now` through the due index and enqueues one jittered job for each.
+///
+/// It writes nothing: healthy accounts stay due (their `next_sync_at` stays in the past), so
+/// every run enqueues each of them once, and the run's cost is the index pages (keys only,
+/// about 100 bytes an account) and one SendMessageBatch per 10 jobs. Accounts backing off,
+/// parked by the provider or waiting for re-authorization are not due (the worker moved their
+/// `next_sync_at` or took them out of the index when their state changed). Two overlapping
+/// runs, or a job still queued from the previous run, can give an account two jobs: the worker
+/// checks read-only first and skips an account it is already syncing, so a duplicate costs one
+/// read-only check, never a second sync.
 pub async fn schedule_due(
     repo: &Repository,
     queue: &dyn JobQueue,
     now: i64,
     settings: &SchedulerSettings,
 ) -> Result<ScheduleReport, ScheduleError> {
-    let ids = repo.due_account_ids(now, settings.max_accounts).await?;
-    let mut report = ScheduleReport {
-        due: ids.len(),
-        ..Default::default()
-    };
     let spread = settings.spread.as_secs().min(900) as u32;
-    let mut jobs = Vec::with_capacity(ids.len());
-    for id in ids {
-        let Some(mut account) = repo.get_account(&id).await? else {
-            report.skipped += 1;
-            continue;
-        };
-        // The index may lag a write: re-check on the account itself.
-        if account.next_sync_at > now {
-            report.skipped += 1;
-            continue;
+    let mut report = ScheduleReport::default();
+    let mut start_after: Option<String> = None;
+    while report.due < settings.max_accounts {
+        let limit = (settings.max_accounts - report.due).min(PAGE);
+        let (ids, next) = repo
+            .due_accounts_page(now, start_after.as_deref(), limit)
+            .await?;
+        report.due += ids.len();
+        let jobs: Vec<Job> = ids
+            .into_iter()
+            .map(|account_id| Job {
+                account_id,
+                kind: JobKind::Sync,
+                delay_seconds: if spread == 0 {
+                    0
+                } else {
+                    rand::random_range(0..spread)
+                },
+            })
+            .collect();
+        if !jobs.is_empty() {
+            queue.enqueue(&jobs).await?;
+            report.enqueued += jobs.len();
         }
-        account.next_sync_at = now + settings.claim_for.as_secs() as i64;
-        match repo.update_account(&mut account).await {
-            Ok(()) => {}
-            Err(e) if e.is_conflict() => {
-                report.skipped += 1;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+        match next {
+            Some(next) => start_after = Some(next),
+            None => break,
         }
-        let delay_seconds = if spread == 0 {
-            0
-        } else {
-            rand::random_range(0..spread)
-        };
-        jobs.push(Job {
-            account_id: id,
-            kind: JobKind::Sync,
-            delay_seconds,
-        });
     }
-    if !jobs.is_empty() {
-        queue.enqueue(&jobs).await?;
-    }
-    report.enqueued = jobs.len();
     tracing::info!(
         due = report.due,
         enqueued = report.enqueued,
-        skipped = report.skipped,
         "sync jobs scheduled"
     );
     Ok(report)
@@ -123,9 +118,21 @@ pub enum JobResult {
 pub async fn run_job(engine: &SyncEngine, job: &Job, deadline: Instant) -> JobResult {
     match job.kind {
         JobKind::Sync | JobKind::SyncNow => {
-            match engine.sync_account(&job.account_id, deadline).await {
+            let run = if job.kind == JobKind::SyncNow {
+                engine
+                    .sync_account_requested(&job.account_id, deadline)
+                    .await
+            } else {
+                engine.sync_account(&job.account_id, deadline).await
+            };
+            match run {
                 Ok(outcome) => {
-                    tracing::info!(account_id = %job.account_id, ?outcome, "sync job finished");
+                    // A poll that found nothing is the common case: not worth a log line each.
+                    if matches!(&outcome, SyncOutcome::Synced(r) if r.new_messages() == 0) {
+                        tracing::debug!(account_id = %job.account_id, ?outcome, "sync job finished");
+                    } else {
+                        tracing::info!(account_id = %job.account_id, ?outcome, "sync job finished");
+                    }
                     JobResult::Done(Some(outcome))
                 }
                 Err(e) => {

@@ -22,13 +22,17 @@ pub async fn serve_scheduler() -> Result<(), Error> {
     let services = Services::start(crate::services::Role::Background)
         .await?
         .services;
-    lambda_runtime::run(service_fn(move |_event: LambdaEvent<EventBridgeEvent<Value>>| {
-        let services = services.clone();
-        async move {
-            let report = jobs::schedule(&services).await?;
-            Ok::<_, Error>(serde_json::json!({ "due": report.due, "enqueued": report.enqueued, "skipped": report.skipped }))
-        }
-    }))
+    lambda_runtime::run(service_fn(
+        move |_event: LambdaEvent<EventBridgeEvent<Value>>| {
+            let services = services.clone();
+            async move {
+                let report = jobs::schedule(&services).await?;
+                Ok::<_, Error>(
+                    serde_json::json!({ "due": report.due, "enqueued": report.enqueued }),
+                )
+            }
+        },
+    ))
     .await
 }
 

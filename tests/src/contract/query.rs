@@ -155,15 +155,24 @@ pub async fn index_bounds(store: Arc<dyn ItemStore>) {
     let names = |items: Vec<Item>| -> Vec<String> { items.into_iter().map(|i| i.key.pk).collect() };
 
     // Inclusive upper bound, ascending, limited, one index partition only.
-    let got = store.query_index(due, "000000000300#~", 10).await.unwrap();
+    let got = store
+        .query_index(due, "000000000300#~", None, 10)
+        .await
+        .unwrap();
     assert_eq!(names(got), vec!["acct-a", "acct-b", "acct-c"]);
-    let got = store.query_index(due, "000000000200#b", 10).await.unwrap();
+    let got = store
+        .query_index(due, "000000000200#b", None, 10)
+        .await
+        .unwrap();
     assert_eq!(names(got), vec!["acct-a", "acct-b"]);
-    let got = store.query_index(due, "000000000999#~", 2).await.unwrap();
+    let got = store
+        .query_index(due, "000000000999#~", None, 2)
+        .await
+        .unwrap();
     assert_eq!(names(got), vec!["acct-a", "acct-b"]);
     assert!(
         store
-            .query_index(due, "000000000099", 10)
+            .query_index(due, "000000000099", None, 10)
             .await
             .unwrap()
             .is_empty()
@@ -182,12 +191,45 @@ pub async fn index_bounds(store: Arc<dyn ItemStore>) {
         .delete(&ItemKey::new("acct-c", "META"), Condition::None)
         .await
         .unwrap();
-    let got = store.query_index(due, "000000000999#~", 10).await.unwrap();
+    let got = store
+        .query_index(due, "000000000999#~", None, 10)
+        .await
+        .unwrap();
     assert_eq!(names(got.clone()), vec!["acct-d", "acct-a"]);
+    // The index projects keys only: key, index key and version, no attributes.
+    assert_eq!(got[1].key, ItemKey::new("acct-a", "META"));
     assert_eq!(
-        got[1].attributes["name"],
-        json!("META"),
-        "index reads return whole items"
+        got[1].index.as_ref().map(|i| i.sk.as_str()),
+        Some("000000000500#a")
+    );
+    assert!(
+        got[1].attributes.is_empty() && got[1].sealed.is_empty(),
+        "index reads return keys only"
+    );
+
+    // Paging: after an index sort key (exclusive), still bounded above.
+    let got = store
+        .query_index(due, "000000000999#~", Some("000000000400#d"), 10)
+        .await
+        .unwrap();
+    assert_eq!(names(got), vec!["acct-a"]);
+    let got = store
+        .query_index(due, "000000000450#~", Some("000000000100#a"), 10)
+        .await
+        .unwrap();
+    assert_eq!(names(got), vec!["acct-d"]);
+    let got = store
+        .query_index(due, "000000000999#~", Some("000000000500#a"), 10)
+        .await
+        .unwrap();
+    assert!(got.is_empty());
+    let got = store
+        .query_index(due, "000000000300#~", Some("000000000999#~"), 10)
+        .await
+        .unwrap();
+    assert!(
+        got.is_empty(),
+        "a start above the upper bound reads nothing"
     );
 }
 

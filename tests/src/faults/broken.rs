@@ -198,10 +198,13 @@ impl ItemStore for BrokenStore {
         &self,
         index_pk: &str,
         sk_max: &str,
+        start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
         self.check("query_index", &[(index_pk, "")])?;
-        self.inner.query_index(index_pk, sk_max, limit).await
+        self.inner
+            .query_index(index_pk, sk_max, start_after, limit)
+            .await
     }
     async fn write_atomic(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         let keys: Vec<(&str, &str)> = ops

@@ -86,9 +86,12 @@ impl ItemStore for JournalStore {
         &self,
         index_pk: &str,
         sk_max: &str,
+        start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
-        self.inner.query_index(index_pk, sk_max, limit).await
+        self.inner
+            .query_index(index_pk, sk_max, start_after, limit)
+            .await
     }
     async fn write_atomic(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         self.note(ops.iter().map(|op| op.key().clone()));

@@ -77,10 +77,13 @@ impl ItemStore for CountingStore {
         &self,
         index_pk: &str,
         sk_max: &str,
+        start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
         self.count()?;
-        self.inner.query_index(index_pk, sk_max, limit).await
+        self.inner
+            .query_index(index_pk, sk_max, start_after, limit)
+            .await
     }
 
     async fn write_atomic(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {

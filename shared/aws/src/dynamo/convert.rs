@@ -166,6 +166,19 @@ pub(crate) fn from_attributes(attrs: &Attributes) -> Result<Item, StoreError> {
     })
 }
 
+/// Rebuilds an index entry as the port defines it (key, index key, expiry; version 0), whatever
+/// else the table's index projects, so every table reads the same way (an older table whose
+/// index projects every attribute included).
+pub(crate) fn from_index_attributes(attrs: &Attributes) -> Result<Item, StoreError> {
+    let mut keys: Attributes = attrs
+        .iter()
+        .filter(|(name, _)| [PK, SK, GSI1PK, GSI1SK, TTL].contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    keys.insert(VERSION.to_owned(), AttributeValue::N("0".into()));
+    from_attributes(&keys)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

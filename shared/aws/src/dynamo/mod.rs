@@ -149,9 +149,15 @@ impl ItemStore for DynamoStore {
         &self,
         index_pk: &str,
         sk_max: &str,
+        start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
-        read::query_index(&self.client, &self.table, index_pk, sk_max, limit).await
+        let bounds = read::IndexBounds {
+            index_pk,
+            sk_max,
+            start_after,
+        };
+        read::query_index(&self.client, &self.table, &bounds, limit).await
     }
 
     async fn write_atomic(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {

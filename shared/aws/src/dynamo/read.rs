@@ -74,12 +74,21 @@ pub(crate) async fn query(
     Ok(Page { items: found, next })
 }
 
-/// Live items of index partition `index_pk` with index sort key up to `sk_max`, ascending.
+/// Which part of an index partition to read.
+pub(crate) struct IndexBounds<'a> {
+    pub index_pk: &'a str,
+    /// Inclusive upper bound of the index sort key.
+    pub sk_max: &'a str,
+    /// Exclusive lower bound of the index sort key.
+    pub start_after: Option<&'a str>,
+}
+
+/// Live items of an index partition with index sort key in the bounds, ascending, as the index
+/// projects them (keys, index key and expiry: see [`convert::from_index_attributes`]).
 pub(crate) async fn query_index(
     client: &Client,
     table: &str,
-    index_pk: &str,
-    sk_max: &str,
+    bounds: &IndexBounds<'_>,
     limit: usize,
 ) -> Result<Vec<Item>, StoreError> {
     let limit = if limit == 0 {
@@ -91,10 +100,26 @@ pub(crate) async fn query_index(
         ("#ipk".to_owned(), GSI1PK.to_owned()),
         ("#isk".to_owned(), GSI1SK.to_owned()),
     ]);
-    let values = HashMap::from([
-        (":ipk".to_owned(), AttributeValue::S(index_pk.to_owned())),
-        (":max".to_owned(), AttributeValue::S(sk_max.to_owned())),
+    let mut values = HashMap::from([
+        (
+            ":ipk".to_owned(),
+            AttributeValue::S(bounds.index_pk.to_owned()),
+        ),
+        (
+            ":max".to_owned(),
+            AttributeValue::S(bounds.sk_max.to_owned()),
+        ),
     ]);
+    // A key condition has one sort-key comparison: BETWEEN is inclusive, so the item at
+    // `start_after` itself is read and skipped below.
+    let key_condition = match bounds.start_after {
+        Some(after) if after >= bounds.sk_max => return Ok(Vec::new()),
+        Some(after) => {
+            values.insert(":after".to_owned(), AttributeValue::S(after.to_owned()));
+            "#ipk = :ipk AND #isk BETWEEN :after AND :max"
+        }
+        None => "#ipk = :ipk AND #isk <= :max",
+    };
     let now = now_unix();
     let mut found = Vec::new();
     let mut start: Option<Attributes> = None;
@@ -103,17 +128,20 @@ pub(crate) async fn query_index(
             .query()
             .table_name(table)
             .index_name(GSI1)
-            .key_condition_expression("#ipk = :ipk AND #isk <= :max")
+            .key_condition_expression(key_condition)
             .set_expression_attribute_names(Some(names.clone()))
             .set_expression_attribute_values(Some(values.clone()))
-            .limit(request_limit(limit - found.len()))
+            .limit(request_limit(limit + 1 - found.len()))
             .set_exclusive_start_key(start.take())
             .send()
             .await
             .map_err(|e| store_err("Query (gsi1)", &e))?;
         for attrs in out.items() {
-            let item = convert::from_attributes(attrs)?;
-            if !item.is_expired(now) {
+            let item = convert::from_index_attributes(attrs)?;
+            let at_start = bounds
+                .start_after
+                .is_some_and(|after| item.index.as_ref().is_some_and(|index| index.sk == after));
+            if !at_start && !item.is_expired(now) && found.len() < limit {
                 found.push(item);
             }
         }

@@ -1,4 +1,5 @@
-//! Creating the DynamoDB table (key schema, `gsi1`, TTL on `ttl`) and the S3 bucket.
+//! Creating the DynamoDB table (key schema, `gsi1` projecting keys and `ttl`, TTL on `ttl`) and
+//! the S3 bucket.
 
 use std::time::Duration;
 
@@ -6,6 +7,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
+#[cfg(feature = "s3")]
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 
 use super::ProvisionError;
@@ -36,9 +38,12 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         .index_name(GSI1)
         .key_schema(key(GSI1PK, KeyType::Hash)?)
         .key_schema(key(GSI1SK, KeyType::Range)?)
+        // Keys and `ttl` only: the scheduler needs nothing else, and a write that leaves the
+        // index key alone (token refresh, sync outcome) then never rewrites an index copy.
         .projection(
             Projection::builder()
-                .projection_type(ProjectionType::All)
+                .projection_type(ProjectionType::Include)
+                .non_key_attributes(TTL)
                 .build(),
         )
         .build()
@@ -126,6 +131,7 @@ pub(super) async fn ensure_table(
 }
 
 /// Creates the bucket when missing (in the client's region).
+#[cfg(feature = "s3")]
 pub(super) async fn ensure_bucket(
     client: &aws_sdk_s3::Client,
     bucket: &str,

@@ -255,11 +255,19 @@ pub trait ItemStore: Send + Sync {
     async fn query(&self, pk: &str, range: QueryRange) -> Result<Page, StoreError>;
 
     /// Reads the secondary index partition `index_pk` up to and including `sk_max`, in ascending
-    /// order, at most `limit` items (index reads may lag writes slightly, as a DynamoDB GSI does).
+    /// order, after the index sort key `start_after` (exclusive; pass the last item's index sort
+    /// key to read the next page, so index sort keys should be unique), at most `limit` items.
+    /// Index reads may lag writes slightly, as a DynamoDB GSI does.
+    ///
+    /// The index projects only keys and the expiry: each item holds its key, its index key and
+    /// `expires_at`; `version` reads as 0 and there are no attributes or sealed fields (read the
+    /// item itself for those). Projecting nothing else means a write that leaves the index key
+    /// alone never rewrites an index copy (DynamoDB bills a GSI copy's write again).
     async fn query_index(
         &self,
         index_pk: &str,
         sk_max: &str,
+        start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError>;
 

@@ -234,20 +234,50 @@ impl Repository {
         Ok(())
     }
 
-    /// Accounts due for sync at `now`, read from the due index (never a scan).
+    /// Accounts due for sync at `now`, read from the due index (never a scan): the first page.
     pub async fn due_account_ids(
         &self,
         now: i64,
         limit: usize,
     ) -> Result<Vec<String>, RecordError> {
+        Ok(self.due_accounts_page(now, None, limit).await?.0)
+    }
+
+    /// One page of the accounts due at `now`, oldest `next_sync_at` first, with the
+    /// `start_after` of the next page (`None` after the last). The index projects keys only, so
+    /// ids come from the item keys and nothing else is read.
+    pub async fn due_accounts_page(
+        &self,
+        now: i64,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<String>), RecordError> {
         let sk_max = format!("{:012}#~", now.max(0));
         let items = self
             .store
-            .query_index(keys::DUE_INDEX_PK, &sk_max, limit)
+            .query_index(keys::DUE_INDEX_PK, &sk_max, start_after, limit)
             .await?;
-        items
+        let full = limit > 0 && items.len() >= limit;
+        let next = full
+            .then(|| {
+                items
+                    .last()
+                    .and_then(|i| i.index.as_ref())
+                    .map(|x| x.sk.clone())
+            })
+            .flatten();
+        let ids = items
             .iter()
-            .map(|i| field::<String>(i, "id").map_err(RecordError::from))
-            .collect()
+            .map(|i| {
+                keys::account_id_of(&i.key).ok_or_else(|| {
+                    RecordError::from(crate::ports::StoreError::Corrupt {
+                        pk: i.key.pk.clone(),
+                        sk: i.key.sk.clone(),
+                        reason: "a due-index entry is not an account".into(),
+                    })
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((ids, next))
     }
 }

@@ -25,6 +25,12 @@ pub(crate) fn account(id: &str) -> ItemKey {
     ItemKey::new(account_pk(id), "META")
 }
 
+/// The account id of an account item's key (`ACCOUNT#<id>` / `META`).
+pub(crate) fn account_id_of(key: &ItemKey) -> Option<String> {
+    let id = key.pk.strip_prefix("ACCOUNT#")?;
+    (key.sk == "META" && !id.is_empty()).then(|| id.to_owned())
+}
+
 pub(crate) const ACCOUNTS_PK: &str = "ACCOUNTS";
 
 pub(crate) fn account_listing(owner: &str, id: &str) -> ItemKey {

@@ -149,9 +149,11 @@ impl ItemStore for RedbStore {
         &self,
         index_pk: &str,
         sk_max: &str,
+        start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
         let (index_pk, sk_max) = (index_pk.to_owned(), sk_max.to_owned());
+        let start_after = start_after.map(str::to_owned);
         let limit = if limit == 0 {
             MAX_PAGE
         } else {
@@ -160,7 +162,12 @@ impl ItemStore for RedbStore {
         self.read(move |txn| {
             let items = txn.open_table(ITEMS).map_err(db_err)?;
             let index = txn.open_table(INDEX).map_err(db_err)?;
-            tables::query_index(&items, &index, &index_pk, &sk_max, limit, now_unix())
+            let bounds = tables::IndexBounds {
+                index_pk: &index_pk,
+                sk_max: &sk_max,
+                start_after: start_after.as_deref(),
+            };
+            tables::query_index(&items, &index, &bounds, limit, now_unix())
         })
         .await
     }

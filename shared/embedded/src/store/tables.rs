@@ -205,19 +205,36 @@ pub(crate) fn query(
     })
 }
 
-/// Reads the index partition `index_pk` up to `sk_max` (inclusive), ascending, live items only.
+/// Which part of an index partition to read.
+pub(crate) struct IndexBounds<'a> {
+    pub index_pk: &'a str,
+    /// Inclusive upper bound of the index sort key.
+    pub sk_max: &'a str,
+    /// Exclusive lower bound of the index sort key.
+    pub start_after: Option<&'a str>,
+}
+
+/// Reads an index partition within the bounds, ascending, live items only, as the DynamoDB
+/// index projects them: key, index key and expiry, no attributes (so code that wrongly relies
+/// on index attributes fails here too, not only on AWS).
 pub(crate) fn query_index(
     items: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     index: &impl ReadableTable<(&'static str, &'static str, &'static str, &'static str), ()>,
-    index_pk: &str,
-    sk_max: &str,
+    bounds: &IndexBounds<'_>,
     limit: usize,
     now: i64,
 ) -> Result<Vec<Item>, StoreError> {
-    // `sk_max` followed by NUL is the smallest index sort key above `sk_max`.
-    let above = format!("{sk_max}\0");
-    let lower = (index_pk, "", "", "");
-    let upper = (index_pk, above.as_str(), "", "");
+    // `x` followed by NUL is the smallest index sort key above `x`.
+    let above = format!("{}\0", bounds.sk_max);
+    let after = bounds
+        .start_after
+        .map(|a| format!("{a}\0"))
+        .unwrap_or_default();
+    if !after.is_empty() && after >= above {
+        return Ok(Vec::new());
+    }
+    let lower = (bounds.index_pk, after.as_str(), "", "");
+    let upper = (bounds.index_pk, above.as_str(), "", "");
     let mut out = Vec::new();
     for entry in index
         .range::<(&str, &str, &str, &str)>(lower..upper)
@@ -231,7 +248,11 @@ pub(crate) fn query_index(
         if let Some(item) = load(items, &ItemKey::new(pk, sk))?
             && !item.is_expired(now)
         {
-            out.push(item);
+            let mut projected = Item::new(item.key);
+            projected.version = 0;
+            projected.expires_at = item.expires_at;
+            projected.index = item.index;
+            out.push(projected);
         }
     }
     Ok(out)

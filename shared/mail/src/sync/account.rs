@@ -1,20 +1,17 @@
-//! One account's sync from lease to health: take the lease, get a token, log in (refreshing the
-//! token once if the server refuses it), sync each folder, log out, then record the outcome:
-//! success clears errors, throttling parks the account, a login refused after a refresh sets
-//! `reauth_required`, other failures count toward `degraded`.
-
-use std::collections::HashMap;
-use std::sync::atomic::AtomicU32;
+//! One account's sync from check to health: get a token, log in (refreshing the token once if
+//! the server refuses it), check and sync the folders (`check.rs`), log out, then record the
+//! outcome when it changes the account: success clears errors, throttling parks the account, a
+//! login refused after a refresh sets `reauth_required`, other failures count toward `degraded`.
 
 use mailroom_core::domain::{Account, AccountStatus, MailEndpoint};
 use mailroom_core::ports::{AccessGrant, TokenError};
+use mailroom_core::records::Lease;
 use mailroom_core::time::now_unix;
 use tokio::time::Instant;
 
-use super::batch::BatchTarget;
-use super::folder::{FolderJob, FolderReport};
-use super::health::{apply, failure_kind};
-use super::{SENT_MARKER, SYNC_LEASE, SyncEngine, SyncError};
+use super::folder::FolderReport;
+use super::health::{apply, failure_kind, needs_record};
+use super::{SENT_MARKER, SyncEngine, SyncError};
 use crate::imap::{ErrorKind, ImapSession};
 
 /// How long before the lease ends a run stops taking new batches.
@@ -60,13 +57,39 @@ pub enum FailureKind {
 }
 
 impl SyncEngine {
-    /// Syncs one account, stopping between batches once `deadline` has passed. `Err` only when
-    /// the store itself failed (nothing could be recorded; the job should be retried).
+    /// Syncs one account (a scheduled poll), stopping between batches once `deadline` has
+    /// passed. `Err` only when the store itself failed (nothing could be recorded; the job
+    /// should be retried).
     pub async fn sync_account(
         &self,
         account_id: &str,
         deadline: Instant,
     ) -> Result<SyncOutcome, SyncError> {
+        self.sync(account_id, deadline, false).await
+    }
+
+    /// Syncs one account because someone asked for it: like a scheduled poll, except that the
+    /// outcome is always recorded, so `last_sync_at` shows the requested sync happened.
+    pub async fn sync_account_requested(
+        &self,
+        account_id: &str,
+        deadline: Instant,
+    ) -> Result<SyncOutcome, SyncError> {
+        self.sync(account_id, deadline, true).await
+    }
+
+    async fn sync(
+        &self,
+        account_id: &str,
+        deadline: Instant,
+        requested: bool,
+    ) -> Result<SyncOutcome, SyncError> {
+        // Two jobs of one account in one process (a duplicate in a batch, a poll arriving during
+        // a long sync) never run at once; across processes the lease guards what is written.
+        let Some(_running) = self.local.enter(account_id) else {
+            tracing::debug!(account_id, "this process is already syncing the account");
+            return Ok(SyncOutcome::Busy);
+        };
         let Some(account) = self.repo.get_account(account_id).await? else {
             return Ok(SyncOutcome::Skipped("the account does not exist".into()));
         };
@@ -84,31 +107,35 @@ impl SyncEngine {
                 mailroom_core::time::to_rfc3339(until)
             )));
         }
-        let lease_seconds = self.settings.lease.as_secs().max(1) as i64;
-        let Some(lease) = self
-            .repo
-            .try_lease(
-                account_id,
-                SYNC_LEASE,
-                &self.settings.holder,
-                now_unix(),
-                lease_seconds,
-            )
-            .await?
-        else {
-            tracing::info!(account_id, "another worker is syncing this account");
-            return Ok(SyncOutcome::Busy);
-        };
-        // Never work past the lease: after it another worker may open a second session.
+        // Never work past the lease: after it another worker may open a second session. The
+        // lease is taken later in the run, so ending relative to now is on the safe side.
         let held_for = self.settings.lease;
         let lease_end = Instant::now() + held_for.saturating_sub(LEASE_MARGIN.min(held_for / 4));
-        let result = self.run(&account, deadline.min(lease_end)).await;
-        let recorded = self.record(account_id, &result).await;
-        if let Err(e) = self.repo.release_lease(&lease).await {
+        let mut lease = None;
+        let result = self
+            .run(&account, deadline.min(lease_end), &mut lease)
+            .await;
+        if matches!(result, Err(SyncError::Busy)) {
+            tracing::info!(account_id, "another worker is syncing this account");
+            return Ok(SyncOutcome::Busy);
+        }
+        // A check that found nothing new on a healthy account writes nothing at all.
+        let recorded = if lease.is_some()
+            || requested
+            || needs_record(&account, &result, &self.settings, now_unix())
+        {
+            self.record(account_id, &result).await
+        } else {
+            Ok(())
+        };
+        if let Some(lease) = &lease
+            && let Err(e) = self.repo.release_lease(lease).await
+        {
             tracing::warn!(account_id, error = %e, "could not release the sync lease; it expires on its own");
         }
         recorded?;
-        if self.repo.get_account(account_id).await?.is_none() {
+        // Only a run that held the lease wrote cursors or messages that a delete could miss.
+        if lease.is_some() && self.repo.get_account(account_id).await?.is_none() {
             // Deleted while this run synced (a DELETE does not wait for a running sync): what the
             // run wrote after the delete cleared the account would be left behind; remove it.
             self.forget(account_id).await?;
@@ -119,6 +146,7 @@ impl SyncEngine {
         Ok(match result {
             Ok(report) => SyncOutcome::Synced(report),
             Err(SyncError::Store(e)) => return Err(SyncError::Store(e)),
+            Err(SyncError::Busy) => SyncOutcome::Busy,
             Err(SyncError::Token(TokenError::NotFound { .. })) => {
                 SyncOutcome::Skipped("the account does not exist".into())
             }
@@ -144,23 +172,42 @@ impl SyncEngine {
         Ok(())
     }
 
-    async fn run(&self, account: &Account, deadline: Instant) -> Result<SyncReport, SyncError> {
+    /// The provider's IMAP settings, read at most once a minute per process.
+    async fn imap_endpoint(&self, provider_id: &str) -> Result<MailEndpoint, SyncError> {
+        if let Some(endpoint) = self.local.endpoint(provider_id) {
+            return Ok(endpoint);
+        }
         let provider = self
             .repo
-            .get_provider(&account.provider_id)
+            .get_provider(provider_id)
             .await?
-            .ok_or_else(|| SyncError::NoProvider(account.provider_id.clone()))?;
+            .ok_or_else(|| SyncError::NoProvider(provider_id.to_owned()))?;
+        self.local.remember_endpoint(provider_id, &provider.imap);
+        Ok(provider.imap)
+    }
+
+    async fn run(
+        &self,
+        account: &Account,
+        deadline: Instant,
+        lease: &mut Option<Lease>,
+    ) -> Result<SyncReport, SyncError> {
+        let endpoint = self.imap_endpoint(&account.provider_id).await?;
         let mut forced = false;
         loop {
             let grant = self.tokens.access_token(&account.id, forced).await?;
             match self
-                .with_session(&provider.imap, &grant, account, deadline)
+                .with_session(&endpoint, &grant, account, deadline, lease)
                 .await
             {
                 // The server refused the token (or it expired mid-session): refresh it once.
                 Err(SyncError::Imap(e)) if e.kind() == ErrorKind::Auth && !forced => {
                     tracing::info!(account_id = %account.id, error = %e, "IMAP refused the token; refreshing it once");
                     forced = true;
+                }
+                Err(SyncError::Imap(e)) => {
+                    self.local.forget_endpoint(&account.provider_id);
+                    return Err(SyncError::Imap(e));
                 }
                 other => return other,
             }
@@ -173,77 +220,24 @@ impl SyncEngine {
         grant: &AccessGrant,
         account: &Account,
         deadline: Instant,
+        lease: &mut Option<Lease>,
     ) -> Result<SyncReport, SyncError> {
         let mut session = self
             .connector
             .open_session(endpoint, &grant.email, &grant.access_token)
             .await?;
-        let result = self.sync_folders(&mut session, account, deadline).await;
+        let result = self
+            .sync_folders(&mut session, account, deadline, lease)
+            .await;
         session.logout().await;
         result
-    }
-
-    async fn sync_folders(
-        &self,
-        session: &mut ImapSession,
-        account: &Account,
-        deadline: Instant,
-    ) -> Result<SyncReport, SyncError> {
-        // No ENABLE CONDSTORE: `STATUS (... HIGHESTMODSEQ)` and `SELECT folder (CONDSTORE)`, the
-        // only commands that need it, each turn CONDSTORE on themselves (RFC 7162 §3.1), so a
-        // sync with nothing new costs one command less.
-        let mut cursors: HashMap<String, _> = self
-            .repo
-            .folder_cursors(&account.id)
-            .await?
-            .into_iter()
-            .map(|c| (c.folder.clone(), c))
-            .collect();
-        let folders = self.folders(session, account, &cursors).await?;
-        let mut report = SyncReport {
-            folders: Vec::new(),
-            complete: true,
-        };
-        let now = now_unix();
-        let batches = AtomicU32::new(0);
-        for folder in &folders {
-            let mut job = FolderJob {
-                target: BatchTarget {
-                    repo: &self.repo,
-                    blobs: &self.blobs,
-                    account_id: &account.id,
-                    folder,
-                    uid_validity: 0,
-                    max_in_flight: self.settings.max_in_flight,
-                    now,
-                },
-                settings: &self.settings,
-                deadline,
-                batches: &batches,
-            };
-            let folder_report = match job.run(session, cursors.remove(folder)).await {
-                // A configured folder that was deleted on the server is skipped, not a failure.
-                Err(SyncError::Imap(e)) if e.is_missing_folder() => {
-                    tracing::warn!(account_id = %account.id, folder = %folder, error = %e, "folder not found; skipped");
-                    continue;
-                }
-                other => other?,
-            };
-            let stop = folder_report.incomplete;
-            report.folders.push(folder_report);
-            if stop {
-                report.complete = false;
-                break;
-            }
-        }
-        Ok(report)
     }
 
     /// The folders to sync: the account's own list, else INBOX and the `\Sent` folder.
     /// `cursors` (the account's folder cursors) say which folder was `\Sent` before and whether
     /// the server reported HIGHESTMODSEQ, so a sync with nothing new needs neither LIST nor
     /// CAPABILITY.
-    async fn folders(
+    pub(super) async fn folders(
         &self,
         session: &mut ImapSession,
         account: &Account,

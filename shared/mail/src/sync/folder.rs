@@ -34,7 +34,7 @@ pub struct FolderReport {
 }
 
 /// Whether STATUS proves there is nothing to do.
-fn unchanged(cursor: &FolderCursor, status: &FolderStatus) -> bool {
+pub(super) fn unchanged(cursor: &FolderCursor, status: &FolderStatus) -> bool {
     status.uid_next != 0
         && cursor.uid_validity == status.uid_validity
         && status.uid_next <= cursor.last_uid.saturating_add(1)
