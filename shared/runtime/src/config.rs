@@ -252,10 +252,11 @@ impl Config {
                 env.var("MAILROOM_SYNC_INTERVAL_SECONDS"),
                 300,
             )?,
+            // A day: the longest the sealer reuses one data key (see mailroom_core::crypto).
             data_key_cache: parse_seconds(
                 "MAILROOM_DATA_KEY_CACHE_SECONDS",
                 env.var("MAILROOM_DATA_KEY_CACHE_SECONDS"),
-                600,
+                86_400,
             )?,
             send_max_attachment_bytes: parse_bytes(
                 "MAILROOM_SEND_MAX_ATTACHMENT_BYTES",
