@@ -50,6 +50,12 @@ impl GrantCache {
             .map(|g| g.access_token.expose_secret().to_owned())
     }
 
+    /// When the token this process holds for `account_id` expires (a stored token that does
+    /// not expire later is older than it, and is not handed out instead).
+    pub(crate) fn expires_at(&self, account_id: &str) -> Option<i64> {
+        locked(&self.grants).get(account_id).map(|g| g.expires_at)
+    }
+
     pub(crate) fn put(&self, grant: AccessGrant, now: i64) {
         let mut grants = locked(&self.grants);
         if grants.len() > SWEEP_ABOVE {

@@ -125,9 +125,14 @@ impl OAuthTokenSource {
         Ok(provider)
     }
 
-    /// The stored token is usable: the account is not dead, the token has enough time left and
+    /// The stored token is usable: the account is not dead, the token has enough time left,
+    /// expires after `held_until` (else it is older than the one this process holds) and
     /// (when the caller saw one rejected) is not the rejected one.
-    fn usable(a: &Account, rejected: Option<&str>) -> Result<Option<AccessGrant>, TokenError> {
+    fn usable(
+        a: &Account,
+        rejected: Option<&str>,
+        held_until: Option<i64>,
+    ) -> Result<Option<AccessGrant>, TokenError> {
         if a.status == AccountStatus::ReauthRequired {
             return Err(TokenError::ReauthRequired {
                 account_id: a.id.clone(),
@@ -138,6 +143,7 @@ impl OAuthTokenSource {
             });
         }
         let fresh = a.tokens.access_expires_at - now_unix() > REFRESH_MARGIN_SECONDS
+            && held_until.is_none_or(|t| a.tokens.access_expires_at > t)
             && !a.tokens.access_token.expose_secret().is_empty();
         let not_rejected = rejected.is_none_or(|r| r != a.tokens.access_token.expose_secret());
         Ok((fresh && not_rejected).then(|| stored_grant(a)))
@@ -165,7 +171,8 @@ impl OAuthTokenSource {
             .then(|| account.tokens.access_token.expose_secret().to_owned())
             .filter(|_| rejected.is_none());
         let rejected = rejected.or(stored_rejected.as_deref());
-        if let Some(g) = Self::usable(&account, rejected)? {
+        let held_until = self.cache.expires_at(account_id);
+        if let Some(g) = Self::usable(&account, rejected, held_until)? {
             return Ok(g);
         }
         let provider = self.provider(&account).await?;
@@ -173,7 +180,7 @@ impl OAuthTokenSource {
             .policy_override
             .unwrap_or_else(|| RefreshPolicy::for_kind(provider.kind));
         if policy.needs_lease() {
-            self.refresh_leased(&provider, policy, account_id, rejected)
+            self.refresh_leased(&provider, policy, account_id, rejected, held_until)
                 .await
         } else {
             refresh::refresh(&self.repo, &self.http, &provider, policy, account).await
@@ -188,6 +195,7 @@ impl OAuthTokenSource {
         policy: RefreshPolicy,
         account_id: &str,
         rejected: Option<&str>,
+        held_until: Option<i64>,
     ) -> Result<AccessGrant, TokenError> {
         let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
         loop {
@@ -205,7 +213,7 @@ impl OAuthTokenSource {
             if let Some(lease) = lease {
                 // Someone may have refreshed between our read and the lease.
                 let result = match self.load(account_id).await {
-                    Ok(account) => match Self::usable(&account, rejected) {
+                    Ok(account) => match Self::usable(&account, rejected, held_until) {
                         Ok(Some(g)) => Ok(g),
                         Ok(None) => {
                             refresh::refresh(&self.repo, &self.http, provider, policy, account)
@@ -229,7 +237,7 @@ impl OAuthTokenSource {
             }
             tokio::time::sleep(POLL).await;
             let account = self.load(account_id).await?;
-            if let Some(g) = Self::usable(&account, rejected)? {
+            if let Some(g) = Self::usable(&account, rejected, held_until)? {
                 return Ok(g);
             }
         }

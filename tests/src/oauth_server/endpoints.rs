@@ -347,7 +347,7 @@ fn refresh_grant(
         ));
     }
     let rotate = s.settings.rotate_refresh_token;
-    if rotate {
+    if rotate && !s.settings.keep_old_refresh_tokens {
         s.refresh_tokens.remove(presented);
         s.dead_refresh_tokens
             .insert(presented.to_owned(), "rotated");

@@ -5,7 +5,9 @@
 //!
 //! Beyond the contract: `POST /admin/clients {"client_id","client_secret"}` registers a client
 //! with its own secret; settings knobs `expires_in` (lifetime of issued access tokens) and
-//! `rotate_refresh_token` (false: Google-like, the refresh answer carries no new refresh token);
+//! `rotate_refresh_token` (false: Google-like, the refresh answer carries no new refresh token),
+//! `keep_old_refresh_tokens` (true: Microsoft-like, a rotated-away refresh token stays valid;
+//! default false: rotation invalidates it);
 //! a refresh token is issued only when the scope has `offline_access` or the authorize request
 //! has `access_type=offline`. Helpers: [`connect`] drives Mailroom's connect flow like a browser,
 //! [`admin_client::OAuthAdmin`] drives the external process over HTTP.

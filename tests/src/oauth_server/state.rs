@@ -38,6 +38,10 @@ pub struct Settings {
     /// Whether the refresh grant rotates the refresh token (Microsoft: yes; Google: no, the
     /// response then carries no refresh token and the old one stays valid).
     pub rotate_refresh_token: bool,
+    /// Whether a rotated-away refresh token keeps working (Microsoft: old refresh tokens are
+    /// replaced but not revoked). Off by default: rotation invalidates the old one, the strict
+    /// behaviour of generic OAuth2 servers with reuse detection.
+    pub keep_old_refresh_tokens: bool,
     /// The `email` claim of id_tokens instead of the user's address; `""` leaves the claim out
     /// (clients must then fall back to `preferred_username`).
     pub id_token_email: Option<String>,
@@ -56,6 +60,7 @@ impl Default for Settings {
             expires_in: 3600,
             omit_refresh_token: false,
             rotate_refresh_token: true,
+            keep_old_refresh_tokens: false,
             id_token_email: None,
             scope: None,
             token_endpoint_status: None,
