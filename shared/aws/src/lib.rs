@@ -7,14 +7,18 @@ mod dynamo;
 mod error;
 mod kms;
 pub mod provision;
+#[cfg(feature = "s3")]
 mod s3;
+#[cfg(feature = "sqs")]
 mod sqs;
 
 pub use aws_config::SdkConfig;
 pub use dynamo::{DynamoStore, GSI1};
 pub use kms::KmsKeys;
 pub use provision::{AwsSettings, ProvisionError, Provisioned};
+#[cfg(feature = "s3")]
 pub use s3::S3Blobs;
+#[cfg(feature = "sqs")]
 pub use sqs::SqsQueue;
 
 use aws_config::BehaviorVersion;
@@ -74,35 +78,44 @@ mod tests {
     }
 }
 
-/// The service clients, built once per process.
+/// The service clients, built once per process (S3 and SQS only with their features).
 #[derive(Debug, Clone)]
 pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub kms: aws_sdk_kms::Client,
+    #[cfg(feature = "s3")]
     pub s3: aws_sdk_s3::Client,
+    #[cfg(feature = "sqs")]
     pub sqs: aws_sdk_sqs::Client,
 }
 
 impl AwsClients {
+    #[cfg_attr(not(feature = "s3"), allow(unused_variables))]
     pub fn new(config: &SdkConfig, s3_force_path_style: bool) -> Self {
-        let s3 = aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(s3_force_path_style)
-            .build();
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             kms: aws_sdk_kms::Client::new(config),
-            s3: aws_sdk_s3::Client::from_conf(s3),
+            #[cfg(feature = "s3")]
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(config)
+                    .force_path_style(s3_force_path_style)
+                    .build(),
+            ),
+            #[cfg(feature = "sqs")]
             sqs: aws_sdk_sqs::Client::new(config),
         }
     }
 }
 
-/// The four adapters, on provisioned resources.
+/// The adapters this build has (the blob store and the queue only with the `s3` and `sqs`
+/// features), on provisioned resources.
 #[derive(Debug, Clone)]
 pub struct AwsBackends {
     pub store: DynamoStore,
     pub keys: KmsKeys,
+    #[cfg(feature = "s3")]
     pub blobs: S3Blobs,
+    #[cfg(feature = "sqs")]
     pub queue: SqsQueue,
     pub provisioned: Provisioned,
 }
@@ -119,7 +132,9 @@ impl AwsBackends {
         Ok(Self {
             store: DynamoStore::new(clients.dynamodb, settings.table.clone()),
             keys: KmsKeys::new(clients.kms, provisioned.kms_key_id.clone()),
+            #[cfg(feature = "s3")]
             blobs: S3Blobs::new(clients.s3, settings.bucket.clone()),
+            #[cfg(feature = "sqs")]
             queue: SqsQueue::new(clients.sqs, provisioned.queue_url.clone()),
             provisioned,
         })

@@ -53,11 +53,20 @@ pub struct Services {
     pub tokens: Arc<dyn mailroom_core::ports::TokenSource>,
 }
 
+/// The receiving end of the embedded backends' in-process job queue.
+#[cfg(feature = "embedded")]
+pub use mailroom_embedded::JobReceiver;
+
+/// Built without the embedded backends there is no in-process queue: this type has no values.
+#[cfg(not(feature = "embedded"))]
+#[derive(Debug)]
+pub enum JobReceiver {}
+
 /// A started process: its services, and the in-process job queue's receiver when the embedded
 /// backends are in use (the local host drains it).
 pub struct Started {
     pub services: Arc<Services>,
-    pub jobs: Option<mailroom_embedded::JobReceiver>,
+    pub jobs: Option<JobReceiver>,
 }
 
 /// What a process serves, which decides whether it needs the API key.

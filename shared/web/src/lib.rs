@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod extract;
 pub mod lambda;
+#[cfg(feature = "local")]
 pub mod local;
 pub mod pages;
 pub mod problem;

@@ -5,6 +5,7 @@
 mod storage;
 
 use aws_sdk_kms::types::KeyMetadata;
+#[cfg(feature = "sqs")]
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::AwsClients;
@@ -66,6 +67,7 @@ pub async fn provision(
         });
     }
     storage::ensure_table(&clients.dynamodb, &settings.table).await?;
+    #[cfg(feature = "s3")]
     storage::ensure_bucket(&clients.s3, &settings.bucket).await?;
     let queue_url = ensure_queue(clients, settings).await?;
     let kms_key_id = match &settings.kms_key_id {
@@ -94,11 +96,27 @@ fn default_alias(table: &str) -> String {
     format!("alias/mailroom-{safe}")
 }
 
+/// Without the queue adapter (no `sqs` feature) nothing is ever sent: the queue is left as named.
+#[cfg(not(feature = "sqs"))]
+async fn queue_url(_: &AwsClients, queue: &str, _create: bool) -> Result<String, ProvisionError> {
+    Ok(queue.to_owned())
+}
+
+#[cfg(not(feature = "sqs"))]
+async fn ensure_queue(
+    clients: &AwsClients,
+    settings: &AwsSettings,
+) -> Result<String, ProvisionError> {
+    queue_url(clients, &settings.queue, true).await
+}
+
+#[cfg(feature = "sqs")]
 fn is_url(queue: &str) -> bool {
     queue.starts_with("https://") || queue.starts_with("http://")
 }
 
 /// The URL of `queue` (a name or URL), creating the queue when `create` is set.
+#[cfg(feature = "sqs")]
 async fn queue_url(
     clients: &AwsClients,
     queue: &str,
@@ -138,6 +156,7 @@ async fn queue_url(
         .ok_or_else(|| err("SQS returned no URL".into()))
 }
 
+#[cfg(feature = "sqs")]
 async fn ensure_queue(
     clients: &AwsClients,
     settings: &AwsSettings,
