@@ -4,7 +4,8 @@ day each, from the request counts the benchmarks measure (bench-sync-idle, bench
 us-east-1 list prices (see COST.md for where each number comes from and what is assumed).
 
 usage: bench/cost.py [--mailboxes N] [--interval MINUTES] [--messages-per-day M]
-                     [--design current|target] [--kms-hit RATE]"""
+                     [--design current|target] [--instances N] [--starts-per-day S]
+                     [--kms-scheme shared|per-record] [--kms-hit RATE]"""
 import argparse
 
 # us-east-1 list prices, USD, as assumed in COST.md (no free tier).
@@ -35,7 +36,22 @@ DESIGNS = {
 }
 
 
-def monthly(mailboxes, interval_min, messages_per_day, design, kms_hit):
+def kms_requests(polls, kms, instances, starts_per_day, kms_hit):
+    """KMS requests a month.
+
+    shared (mailroom_core::crypto today): a process generates one data key (per day, and it is
+    recycled sooner) and unwraps each distinct data key it meets once. The table holds the keys
+    of the processes that wrote records lately (a token refresh rewrites each account about
+    hourly), about 2 per instance alive, so a process start costs 1 GenerateDataKey + about
+    2 x instances Decrypt, whatever the number of mailboxes or polls.
+    per-record (before): one Decrypt per poll whose account key is not cached in that instance."""
+    if kms == "per-record":
+        return polls * (1 - kms_hit)
+    return instances * starts_per_day * MONTH_DAYS * (1 + 2 * instances)
+
+
+def monthly(mailboxes, interval_min, messages_per_day, design, kms_hit, kms="shared",
+            instances=8, starts_per_day=24):
     d = DESIGNS[design]
     polls = mailboxes * (24 * 60 / interval_min) * MONTH_DAYS
     messages = mailboxes * messages_per_day * MONTH_DAYS
@@ -50,8 +66,8 @@ def monthly(mailboxes, interval_min, messages_per_day, design, kms_hit):
         "DynamoDB (new mail)": messages * (2 + 0.1) * DDB_WRU,
         "DynamoDB storage": mailboxes * 0.0005 * DDB_STORAGE_GB
         + messages * 12 * 1e-6 * DDB_STORAGE_GB,
-        # One Decrypt per poll for the account's sealed tokens when the warm cache misses.
-        "KMS": KMS_KEY_MONTH + polls * (1 - kms_hit) * KMS_REQUEST,
+        "KMS": KMS_KEY_MONTH
+        + kms_requests(polls, kms, instances, starts_per_day, kms_hit) * KMS_REQUEST,
         "SQS": polls * d["sqs"] * SQS_REQUEST + 650_000 * SQS_REQUEST,
         "S3 (raw mail)": messages * S3_PUT + messages * 12 * 50e-6 * S3_STORAGE_GB,
         "CloudWatch Logs": polls * d["log_bytes"] / 1e9 * LOGS_GB,
@@ -65,10 +81,18 @@ def main():
     p.add_argument("--interval", type=float, default=5)
     p.add_argument("--messages-per-day", type=float, default=0)
     p.add_argument("--design", choices=sorted(DESIGNS), default="current")
+    p.add_argument("--instances", type=int, default=8,
+                   help="function instances alive at once that open or seal secrets "
+                        "(sync workers, API, send, OAuth)")
+    p.add_argument("--starts-per-day", type=float, default=24,
+                   help="new execution environments per instance and day (Lambda recycles them)")
+    p.add_argument("--kms-scheme", choices=["shared", "per-record"], default="shared",
+                   help="shared: one data key per process (today); per-record: the scheme before")
     p.add_argument("--kms-hit", type=float, default=0.0,
-                   help="share of polls whose data key is still cached (0..1)")
+                   help="per-record only: share of polls whose data key is still cached (0..1)")
     a = p.parse_args()
-    polls, rows = monthly(a.mailboxes, a.interval, a.messages_per_day, a.design, a.kms_hit)
+    polls, rows = monthly(a.mailboxes, a.interval, a.messages_per_day, a.design, a.kms_hit,
+                          a.kms_scheme, a.instances, a.starts_per_day)
     print(f"{a.mailboxes} mailboxes, every {a.interval:g} min, {a.messages_per_day:g} msgs/day "
           f"each, design {a.design}: {polls:,.0f} polls/month")
     for name, usd in rows.items():
