@@ -2,15 +2,18 @@
 //! provider expired is refreshed during the sync, a revoked one marks the account
 //! `reauth_required`, a token over 4 KB logs in, repeated connection failures degrade the account
 //! until a sync succeeds, a STARTTLS endpoint works, a refused login's error challenge is decoded,
-//! and Outlook-style throttling parks the account until the suggested time.
+//! Outlook-style throttling parks the account until the suggested time, and a failing account
+//! backs off with one account write per failure (and leaves the due set until then).
 
 mod sync_support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mailroom_core::domain::AccountStatus;
 use mailroom_core::time::now_unix;
 use mailroom_mail::sync::{SyncOutcome, SyncReport, SyncSettings};
+use mailroom_tests::counting::{Counters, CountingStore as Counting};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use sync_support::{Mailbox, deliver, message, oauth_admin};
@@ -284,5 +287,57 @@ async fn throttling_parks_the_account_until_the_suggested_time() {
     {
         SyncOutcome::Skipped(_) => {}
         other => panic!("expected the parked account to be skipped, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_account_backs_off_with_one_write_per_failure() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port();
+    let mbox = Mailbox::create(Some(closed), None, json!({})).await;
+    let counters = Arc::new(Counters::default());
+    let engine = mbox.engine_over(
+        Arc::new(Counting {
+            inner: mbox.app.services.repo.store().clone(),
+            counters: counters.clone(),
+        }),
+        settings(10),
+        None,
+    );
+    let repo = &mbox.app.services.repo;
+    let mut last_next = mbox.account().await.next_sync_at;
+    for failures in 1..=2 {
+        let before = counters.snapshot();
+        match engine
+            .sync_account(&mbox.account_id, deadline())
+            .await
+            .expect("sync")
+        {
+            SyncOutcome::Failed { .. } => {}
+            other => panic!("expected a failed sync, got {other:?}"),
+        }
+        let counts = counters.snapshot().since(&before);
+        // The failure is recorded once on the account: no lease, nothing else.
+        assert_eq!(
+            (counts.store_writes, counts.items_written),
+            (1, 1),
+            "{counts:?}"
+        );
+        let account = mbox.account().await;
+        assert_eq!(account.failure_count, failures);
+        let now = now_unix();
+        assert!(account.next_sync_at > now && account.next_sync_at > last_next);
+        last_next = account.next_sync_at;
+        // Backing off: the scheduler does not enqueue it until then.
+        let due = repo.due_account_ids(now, 1000).await.expect("due");
+        assert!(!due.contains(&mbox.account_id));
+        let due_later = repo
+            .due_account_ids(account.next_sync_at, 1000)
+            .await
+            .expect("due");
+        assert!(due_later.contains(&mbox.account_id));
     }
 }

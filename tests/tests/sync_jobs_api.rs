@@ -234,3 +234,66 @@ async fn a_job_is_delivered_again_when_the_store_is_down() {
     assert!(run_batch(&engine, &[job], deadline, 2).await.is_empty());
     assert_eq!(mbox.stored("INBOX").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_run_over_many_healthy_accounts_enqueues_each_and_writes_nothing() {
+    let mut mbox = Mailbox::create(None, None, json!({"sync_folders": ["INBOX"]})).await;
+    let mut jobs = mbox.app.jobs.take().expect("the in-process queue");
+    let services = mbox.app.services.clone();
+    // 24 more healthy accounts (copies of the first under other ids), one of them backing off
+    // and one waiting for re-authorization: neither of those two is due.
+    let template = mbox.account().await;
+    let mut healthy: HashSet<String> = HashSet::from([mbox.account_id.clone()]);
+    let now = now_unix();
+    for i in 0..24 {
+        let mut account = template.clone();
+        account.id = format!("{}-{i}", mbox.account_id);
+        account.identity = format!("{}-{i}", template.identity);
+        account.version = 1;
+        match i {
+            0 => account.next_sync_at = now + 600,
+            1 => account.status = mailroom_core::domain::AccountStatus::ReauthRequired,
+            _ => {
+                healthy.insert(account.id.clone());
+            }
+        }
+        services
+            .repo
+            .create_account(&account)
+            .await
+            .expect("create");
+    }
+    let counters = Arc::new(Counters::default());
+    let counted = Repository::new(
+        Arc::new(Counting {
+            inner: services.repo.store().clone(),
+            counters: counters.clone(),
+        }),
+        services.repo.sealer().clone(),
+    );
+    let scheduler = SchedulerSettings {
+        spread: Duration::ZERO,
+        page_size: 7,
+        ..SchedulerSettings::default()
+    };
+    let report = schedule_due(&counted, services.queue.as_ref(), now, &scheduler)
+        .await
+        .expect("schedule");
+    assert_eq!((report.due, report.enqueued), (23, 23), "{report:?}");
+    let counts = counters.snapshot();
+    // Index pages of 7 (the last one short), nothing else: no GetItem, no claim write.
+    assert_eq!(
+        (counts.store_reads, counts.store_writes),
+        (4, 0),
+        "{counts:?}"
+    );
+    let mut enqueued = HashSet::new();
+    while let Some(job) = jobs.try_recv() {
+        assert_eq!(job.kind, JobKind::Sync);
+        assert!(
+            enqueued.insert(job.account_id),
+            "one job per account per run"
+        );
+    }
+    assert_eq!(enqueued, healthy);
+}

@@ -21,6 +21,8 @@ pub struct SchedulerSettings {
     /// Jobs are delayed by a random 0..spread so accounts do not all connect at once (SQS
     /// allows at most 900 s).
     pub spread: Duration,
+    /// Due-index entries read per request (at most 1,000, the store's page cap).
+    pub page_size: usize,
 }
 
 impl Default for SchedulerSettings {
@@ -28,6 +30,7 @@ impl Default for SchedulerSettings {
         Self {
             max_accounts: 100_000,
             spread: Duration::from_secs(240),
+            page_size: 1000,
         }
     }
 }
@@ -47,9 +50,6 @@ pub struct ScheduleReport {
     pub due: usize,
     pub enqueued: usize,
 }
-
-/// Index entries read per due-index page.
-const PAGE: usize = 1000;
 
 /// Finds the accounts due at `now` through the due index and enqueues one jittered job for each.
 ///
@@ -71,7 +71,7 @@ pub async fn schedule_due(
     let mut report = ScheduleReport::default();
     let mut start_after: Option<String> = None;
     while report.due < settings.max_accounts {
-        let limit = (settings.max_accounts - report.due).min(PAGE);
+        let limit = (settings.max_accounts - report.due).min(settings.page_size.clamp(1, 1000));
         let (ids, next) = repo
             .due_accounts_page(now, start_after.as_deref(), limit)
             .await?;
