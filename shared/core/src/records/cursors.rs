@@ -87,3 +87,32 @@ impl Repository {
             .await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_special_use_role_round_trips_and_older_cursors_read_without_it() {
+        let sent = FolderCursor {
+            folder: "Sent Items".into(),
+            uid_validity: 9,
+            last_uid: 4,
+            special_use: Some("\\Sent".into()),
+            ..FolderCursor::default()
+        };
+        let item = cursor_to_item("a1", &sent).expect("encode");
+        assert_eq!(item.attributes["special_use"], "\\Sent");
+        assert_eq!(cursor_from_item(&item).expect("decode"), sent);
+
+        // A cursor without a role writes no attribute for it, and one written before roles
+        // existed reads as having none.
+        let inbox = FolderCursor {
+            folder: "INBOX".into(),
+            ..FolderCursor::default()
+        };
+        let item = cursor_to_item("a1", &inbox).expect("encode");
+        assert!(!item.attributes.contains_key("special_use"));
+        assert_eq!(cursor_from_item(&item).expect("decode").special_use, None);
+    }
+}
