@@ -41,11 +41,14 @@ impl TokenError {
     }
 }
 
-/// Hands out access tokens for accounts.
+/// Hands out access tokens for accounts. Implementations keep the tokens they hand out in
+/// memory until shortly before expiry, so asking again (every sync, every send) is free within
+/// a token's lifetime; only a cold process or an expiring token costs a refresh.
 #[async_trait]
 pub trait TokenSource: Send + Sync {
-    /// A token valid for at least 60 seconds; with `force_refresh` a new one from the provider
-    /// even if the stored one looks valid (the server just rejected it).
+    /// A token valid for at least 60 seconds; with `force_refresh` a different one than this
+    /// source handed out last (the server just rejected it), refreshed from the provider unless
+    /// another caller already replaced it.
     async fn access_token(
         &self,
         account_id: &str,

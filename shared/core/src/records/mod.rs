@@ -4,7 +4,7 @@
 //! | record | pk | sk | notes |
 //! |---|---|---|---|
 //! | provider settings | `PROVIDERS` | `<provider id>` | `client_secret` sealed |
-//! | account | `ACCOUNT#<id>` | `META` | tokens sealed; in the due index while active |
+//! | account | `ACCOUNT#<id>` | `META` | tokens sealed (the access token only where the refresh policy stores it); `extra.refresh_token_stored_at`; in the due index while active |
 //! | account listing | `ACCOUNTS` | `<owner hex>#<id>` | pointer for listing by owner |
 //! | identity | `IDENTITY#<provider id>` | `<identity>` | finds an account again on re-connect |
 //! | OAuth state | `STATE#<state>` | `STATE` | PKCE verifier sealed; TTL 10 minutes |
