@@ -5,7 +5,9 @@ us-east-1 list prices (see COST.md for where each number comes from and what is 
 
 usage: bench/cost.py [--mailboxes N] [--interval MINUTES] [--messages-per-day M]
                      [--design current|target] [--instances N] [--starts-per-day S]
-                     [--kms-scheme shared|per-record] [--kms-hit RATE]"""
+                     [--kms-scheme shared|per-record] [--kms-hit RATE]
+                     [--token-policy microsoft|google|oauth2|before] [--token-lifetime MINUTES]
+                     [--token-holders N]"""
 import argparse
 
 # us-east-1 list prices, USD, as assumed in COST.md (no free tier).
@@ -36,6 +38,45 @@ DESIGNS = {
 }
 
 
+# Access token refreshes, per refresh and per account-day, measured by
+# tests/tests/oauth_token_policy.rs (measure_refresh_cost_per_account_hour, counting store, test
+# OAuth provider issuing 4,200-character Microsoft-like tokens; see COST.md "Token refreshes").
+# rru: store reads per refresh (account + provider settings, + the lease holder's re-read);
+# wru: write units per refresh; wru_day: write units per account and day; holders: whether each
+# process holding the account refreshes on its own (tokens in memory) or all share the stored one.
+TOKEN_POLICIES = {
+    # Before: every refresh under a lease (put 1 WRU, delete 1 WRU) and an account write carrying
+    # the sealed access token (a 5 KB item: 5 WRU); the token lived in the store, shared.
+    "before": dict(rru=3, wru=1 + 5 + 1, wru_day=0, per_holder=False),
+    # Microsoft: token in memory; the rotated refresh token written once a day (0.8 KB item).
+    "microsoft": dict(rru=2, wru=0, wru_day=1, per_holder=True),
+    # Google: no refresh token comes back, nothing is written.
+    "google": dict(rru=2, wru=0, wru_day=0, per_holder=True),
+    # Generic OAuth2 (rotation may invalidate): lease + write of every refresh, small tokens.
+    "oauth2": dict(rru=3, wru=1 + 1 + 1, wru_day=0, per_holder=False),
+}
+# Wall time one refresh adds to its sync: one HTTPS POST to the provider's token endpoint from
+# us-east-1 (assumed, not measured here: the local test provider answers in ~1 ms).
+REFRESH_WALL_S = 0.2
+
+
+def token_refreshes(mailboxes, interval_min, design, policy, lifetime_min, holders):
+    """Monthly cost of keeping access tokens fresh: reads, writes and the Lambda time the
+    refreshes add. A refresh lengthens its invocation by REFRESH_WALL_S unless another job of
+    the same invocation (they run at once) refreshes too."""
+    d, t = DESIGNS[design], TOKEN_POLICIES[policy]
+    refreshes = mailboxes * MONTH_DAYS * 24 * 60 / lifetime_min
+    if t["per_holder"]:
+        refreshes *= holders
+    polls = mailboxes * MONTH_DAYS * 24 * 60 / interval_min
+    jobs = d["jobs_per_invocation"]
+    share = min(1.0, refreshes / polls)  # of the jobs that refresh first
+    lengthened = (polls / jobs) * (1 - (1 - share) ** jobs)  # invocations with a refresh
+    gb_s = lengthened * REFRESH_WALL_S * d["memory_gb"]
+    return (refreshes * (t["rru"] * DDB_RRU + t["wru"] * DDB_WRU)
+            + mailboxes * MONTH_DAYS * t["wru_day"] * DDB_WRU + gb_s * LAMBDA_GB_S_ARM)
+
+
 def kms_requests(polls, kms, instances, starts_per_day, kms_hit):
     """KMS requests a month.
 
@@ -51,7 +92,8 @@ def kms_requests(polls, kms, instances, starts_per_day, kms_hit):
 
 
 def monthly(mailboxes, interval_min, messages_per_day, design, kms_hit, kms="shared",
-            instances=8, starts_per_day=24):
+            instances=8, starts_per_day=24, token_policy="microsoft", token_lifetime=60,
+            token_holders=2):
     d = DESIGNS[design]
     polls = mailboxes * (24 * 60 / interval_min) * MONTH_DAYS
     messages = mailboxes * messages_per_day * MONTH_DAYS
@@ -71,6 +113,8 @@ def monthly(mailboxes, interval_min, messages_per_day, design, kms_hit, kms="sha
         "SQS": polls * d["sqs"] * SQS_REQUEST + 650_000 * SQS_REQUEST,
         "S3 (raw mail)": messages * S3_PUT + messages * 12 * 50e-6 * S3_STORAGE_GB,
         "CloudWatch Logs": polls * d["log_bytes"] / 1e9 * LOGS_GB,
+        "Token refreshes": token_refreshes(mailboxes, interval_min, design, token_policy,
+                                           token_lifetime, token_holders),
     }
     return polls, rows
 
@@ -90,9 +134,17 @@ def main():
                    help="shared: one data key per process (today); per-record: the scheme before")
     p.add_argument("--kms-hit", type=float, default=0.0,
                    help="per-record only: share of polls whose data key is still cached (0..1)")
+    p.add_argument("--token-policy", choices=sorted(TOKEN_POLICIES), default="microsoft",
+                   help="refresh policy of the mailboxes' provider (before: the old behaviour)")
+    p.add_argument("--token-lifetime", type=float, default=60,
+                   help="access token lifetime in minutes (Microsoft 60-90, Google 60)")
+    p.add_argument("--token-holders", type=float, default=2,
+                   help="worker processes that sync one account within a token lifetime "
+                        "(each refreshes once; tokens live in memory)")
     a = p.parse_args()
     polls, rows = monthly(a.mailboxes, a.interval, a.messages_per_day, a.design, a.kms_hit,
-                          a.kms_scheme, a.instances, a.starts_per_day)
+                          a.kms_scheme, a.instances, a.starts_per_day, a.token_policy,
+                          a.token_lifetime, a.token_holders)
     print(f"{a.mailboxes} mailboxes, every {a.interval:g} min, {a.messages_per_day:g} msgs/day "
           f"each, design {a.design}: {polls:,.0f} polls/month")
     for name, usd in rows.items():
