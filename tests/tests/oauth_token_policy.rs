@@ -266,11 +266,19 @@ async fn a_conflicting_write_leaves_the_stored_microsoft_token_working() {
     let s = Setup::new("microsoft", 30).await;
     s.age_refresh_token(MICROSOFT_PERSIST_AFTER_SECONDS + 60)
         .await;
-    // Another writer (a sync) changes the account while the refresh is in flight.
-    s.oauth.configure(|o| o.token_delay_ms = 300);
+    let aged = s.stored().await;
+    // Another writer (a sync) changes the account while the token request is at the provider
+    // (it is delayed there), after the token source read the account.
+    s.oauth.configure(|o| o.token_delay_ms = 500);
     let source = s.cold_source();
     let (grant, ()) = tokio::join!(source.access_token(&s.id, false), async {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        for _ in 0..2000 {
+            if s.refreshes() > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(s.refreshes(), 1, "the token request reached the provider");
         let mut a = s.stored().await;
         a.last_error = Some("a sync wrote meanwhile".into());
         s.app.services.repo.update_account(&mut a).await.unwrap();
@@ -279,14 +287,25 @@ async fn a_conflicting_write_leaves_the_stored_microsoft_token_working() {
         s.oauth
             .access_token_active(grant.unwrap().access_token.expose_secret())
     );
+    // The conditional write lost: the other writer's change stays, so does the aged refresh
+    // token, which still works.
     let stored = s.stored().await;
     assert_eq!(stored.last_error.as_deref(), Some("a sync wrote meanwhile"));
-    assert!(
-        s.oauth
-            .refresh_token_live(stored.tokens.refresh_token.expose_secret())
+    assert_eq!(stored.version, aged.version + 1);
+    assert_eq!(
+        stored.tokens.refresh_token.expose_secret(),
+        aged.tokens.refresh_token.expose_secret()
     );
+    s.oauth.configure(|o| o.token_delay_ms = 0);
     token(&s.cold_source(), &s.id, false).await;
     assert_eq!(s.refreshes(), 2);
+    // That refresh found the stored token still old and stored its rotation.
+    let after = s.stored().await;
+    assert_eq!(after.version, stored.version + 1);
+    assert!(
+        s.oauth
+            .refresh_token_live(after.tokens.refresh_token.expose_secret())
+    );
 }
 
 #[tokio::test]
