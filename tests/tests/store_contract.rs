@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use mailroom_aws::{AwsClients, ProvisionError, provision};
-use mailroom_core::ports::{BlobStore, Job, JobQueue, QueueError};
+use mailroom_core::ports::{BlobStore, Job, JobMessage, JobQueue, QueueError};
 use mailroom_core::ports::{Condition, ItemKey, ItemStore};
 use mailroom_core::time::now_unix;
 use mailroom_embedded::{DirBlobStore, InProcessQueue, RedbStore};
@@ -115,8 +115,10 @@ async fn in_process_queue() {
     assert_eq!(got, jobs);
 }
 
-async fn receive_all(moto: &backends::Moto, url: &str, expected: usize) -> Vec<Job> {
+/// The jobs received, and in how many messages they came.
+async fn receive_all(moto: &backends::Moto, url: &str, expected: usize) -> (Vec<Job>, usize) {
     let mut got = Vec::new();
+    let mut messages = 0;
     for _ in 0..20 {
         let out = moto
             .clients
@@ -129,13 +131,14 @@ async fn receive_all(moto: &backends::Moto, url: &str, expected: usize) -> Vec<J
             .await
             .unwrap();
         for message in out.messages() {
-            got.push(serde_json::from_str(message.body().unwrap()).unwrap());
+            got.extend(JobMessage::decode(message.body().unwrap()).unwrap());
+            messages += 1;
         }
         if got.len() >= expected {
             break;
         }
     }
-    got
+    (got, messages)
 }
 
 #[tokio::test]
@@ -145,9 +148,11 @@ async fn sqs_queue() {
     let url = moto.backends.provisioned.queue_url.clone();
     let jobs = blobs::sample_jobs(13);
     queue.enqueue(&jobs).await.unwrap();
-    let mut got = receive_all(&moto, &url, jobs.len()).await;
+    let (mut got, messages) = receive_all(&moto, &url, jobs.len()).await;
     got.sort_by(|a, b| a.account_id.cmp(&b.account_id));
     assert_eq!(got, jobs, "every job arrives once, with its body intact");
+    // Jobs with one delay share messages, ten at most: a tenth of the SQS requests.
+    assert_eq!(messages, 2);
 
     // A too-long delay refuses the whole call and sends nothing.
     let mut late = blobs::sample_jobs(2);

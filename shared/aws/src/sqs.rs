@@ -1,10 +1,11 @@
-//! [`SqsQueue`]: the job queue on SQS; jobs go out in SendMessageBatch calls of ten, each job a
-//! JSON body with its own DelaySeconds.
+//! [`SqsQueue`]: the job queue on SQS; jobs are packed into messages (consecutive jobs with one
+//! delay share a message, up to ten: [`JobMessage`]), sent in SendMessageBatch calls of ten
+//! messages, each with its DelaySeconds.
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use mailroom_core::ports::{Job, JobQueue, QueueError};
+use mailroom_core::ports::{Job, JobMessage, JobQueue, QueueError};
 
 use crate::error::describe;
 
@@ -31,16 +32,19 @@ impl SqsQueue {
         &self.queue_url
     }
 
-    /// Sends up to ten jobs; returns how many SQS refused and the first refusal.
-    async fn send_chunk(&self, jobs: &[Job]) -> Result<Option<(usize, String)>, QueueError> {
-        let mut entries = Vec::with_capacity(jobs.len());
-        for (i, job) in jobs.iter().enumerate() {
-            let body = serde_json::to_string(job)
+    /// Sends up to ten messages; returns how many jobs SQS refused and the first refusal.
+    async fn send_chunk(
+        &self,
+        messages: &[JobMessage],
+    ) -> Result<Option<(usize, String)>, QueueError> {
+        let mut entries = Vec::with_capacity(messages.len());
+        for (i, message) in messages.iter().enumerate() {
+            let body = serde_json::to_string(message)
                 .map_err(|e| QueueError::Unavailable(format!("cannot encode a job: {e}")))?;
             let entry = SendMessageBatchRequestEntry::builder()
                 .id(i.to_string())
                 .message_body(body)
-                .delay_seconds(i32::try_from(job.delay_seconds).unwrap_or(i32::MAX))
+                .delay_seconds(i32::try_from(message.delay_seconds()).unwrap_or(i32::MAX))
                 .build()
                 .map_err(|e| QueueError::Unavailable(format!("cannot build a message: {e}")))?;
             entries.push(entry);
@@ -55,13 +59,23 @@ impl SqsQueue {
             .map_err(|e| {
                 QueueError::Unavailable(format!("SQS SendMessageBatch failed: {}", describe(&e)))
             })?;
+        let refused_jobs: usize = out
+            .failed
+            .iter()
+            .map(|f| {
+                f.id.parse::<usize>()
+                    .ok()
+                    .and_then(|i| messages.get(i))
+                    .map_or(1, |m| m.jobs().len())
+            })
+            .sum();
         Ok(out.failed.first().map(|first| {
             let reason = format!(
                 "{}: {}",
                 first.code,
                 first.message.as_deref().unwrap_or("no message")
             );
-            (out.failed.len(), reason)
+            (refused_jobs, reason)
         }))
     }
 }
@@ -72,7 +86,7 @@ impl JobQueue for SqsQueue {
         Job::check_delays(jobs)?;
         let mut failed = 0;
         let mut first_reason = None;
-        for chunk in jobs.chunks(CHUNK) {
+        for chunk in JobMessage::pack(jobs).chunks(CHUNK) {
             if let Some((count, reason)) = self.send_chunk(chunk).await? {
                 failed += count;
                 first_reason.get_or_insert(reason);

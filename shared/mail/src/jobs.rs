@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use mailroom_core::ports::{Job, JobKind, JobQueue, QueueError};
+use mailroom_core::ports::{JOBS_PER_MESSAGE, Job, JobKind, JobQueue, QueueError};
 use mailroom_core::records::{RecordError, Repository};
 use tokio::time::Instant;
 
@@ -55,7 +55,8 @@ pub struct ScheduleReport {
 ///
 /// It writes nothing: healthy accounts stay due (their `next_sync_at` stays in the past), so
 /// every run enqueues each of them once, and the run's cost is the index pages (keys only,
-/// about 100 bytes an account) and one SendMessageBatch per 10 jobs. Accounts backing off,
+/// about 100 bytes an account) and one SendMessageBatch per 100 jobs (ten jobs share a delay
+/// and a message). Accounts backing off,
 /// parked by the provider or waiting for re-authorization are not due (the worker moved their
 /// `next_sync_at` or took them out of the index when their state changed). Two overlapping
 /// runs, or a job still queued from the previous run, can give an account two jobs: the worker
@@ -76,18 +77,20 @@ pub async fn schedule_due(
             .due_accounts_page(now, start_after.as_deref(), limit)
             .await?;
         report.due += ids.len();
-        let jobs: Vec<Job> = ids
-            .into_iter()
-            .map(|account_id| Job {
-                account_id,
+        // One delay per group of ten, so the queue packs each group into one message.
+        let mut jobs: Vec<Job> = Vec::with_capacity(ids.len());
+        for group in ids.chunks(JOBS_PER_MESSAGE) {
+            let delay_seconds = if spread == 0 {
+                0
+            } else {
+                rand::random_range(0..spread)
+            };
+            jobs.extend(group.iter().map(|account_id| Job {
+                account_id: account_id.clone(),
                 kind: JobKind::Sync,
-                delay_seconds: if spread == 0 {
-                    0
-                } else {
-                    rand::random_range(0..spread)
-                },
-            })
-            .collect();
+                delay_seconds,
+            }));
+        }
         if !jobs.is_empty() {
             queue.enqueue(&jobs).await?;
             report.enqueued += jobs.len();

@@ -1,5 +1,5 @@
 //! The event-driven Lambda functions: the scheduler (EventBridge schedule) and the worker (SQS,
-//! reporting partial batch failures so only the failed jobs are delivered again).
+//! reporting partial batch failures so only the messages with a failed job are delivered again).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use mailroom_core::ports::Job;
+use mailroom_core::ports::JobMessage;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -56,25 +56,39 @@ async fn handle_batch(
     event: LambdaEvent<SqsEvent>,
 ) -> SqsBatchResponse {
     let deadline = deadline_of(event.context.deadline);
-    let mut response = SqsBatchResponse::default();
     let mut batch = Vec::new();
+    // The message each job came in (a message carries one job or up to ten).
     let mut message_ids = Vec::new();
     for record in event.payload.records {
         let id = record.message_id.clone().unwrap_or_default();
-        match record.body.as_deref().map(serde_json::from_str::<Job>) {
-            Some(Ok(job)) => {
-                batch.push(job);
-                message_ids.push(id);
+        match record.body.as_deref().map(JobMessage::decode) {
+            Some(Ok(jobs)) => {
+                message_ids.extend(std::iter::repeat_n(id, jobs.len()));
+                batch.extend(jobs);
             }
             // A job that cannot be read will never succeed: drop it (logged) instead of retrying it
             // until it lands in the dead-letter queue.
             _ => tracing::error!(message_id = %id, "dropping an unreadable job"),
         }
     }
-    for index in jobs::run(services, engine, &batch, deadline).await {
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = message_ids[index].clone();
-        response.batch_item_failures.push(failure);
+    let failed = jobs::run(services, engine, &batch, deadline).await;
+    failures(&message_ids, &failed)
+}
+
+/// The partial batch failure report: each message with a failed job, once (SQS delivers the
+/// whole message again).
+fn failures(message_ids: &[String], failed_jobs: &[usize]) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    let mut reported = std::collections::HashSet::new();
+    for &index in failed_jobs {
+        let Some(id) = message_ids.get(index) else {
+            continue;
+        };
+        if reported.insert(id.clone()) {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id.clone();
+            response.batch_item_failures.push(failure);
+        }
     }
     response
 }
@@ -88,4 +102,24 @@ fn deadline_of(deadline_ms: u64) -> Instant {
     let left =
         Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(DEADLINE_MARGIN);
     Instant::now() + left
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_reported_once_when_any_of_its_jobs_failed() {
+        let ids: Vec<String> = ["m1", "m1", "m1", "m2", "m3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let reported: Vec<String> = failures(&ids, &[1, 2, 4])
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        assert_eq!(reported, vec!["m1".to_owned(), "m3".to_owned()]);
+        assert!(failures(&ids, &[]).batch_item_failures.is_empty());
+    }
 }

@@ -18,7 +18,7 @@ use mailroom_core::domain::{
     Account, AccountStatus, MailEndpoint, ProviderKind, ProviderSettings, ProviderStatus, TlsMode,
     Tokens,
 };
-use mailroom_core::ports::Job;
+use mailroom_core::ports::JobMessage;
 use mailroom_core::records::Repository;
 use mailroom_core::time::now_unix;
 use mailroom_mail::compose::{Limits, SendRequest};
@@ -303,29 +303,31 @@ async fn main() -> Result<(), BoxError> {
                 }
                 idle = 0;
                 for m in out.messages() {
-                    let Some(job) = m.body().and_then(|b| serde_json::from_str::<Job>(b).ok())
-                    else {
+                    // A message carries one job or up to ten (the scheduler's packing).
+                    let Some(jobs) = m.body().and_then(|b| JobMessage::decode(b).ok()) else {
                         continue;
                     };
-                    let result = run_job(
-                        &engine,
-                        &job,
-                        tokio::time::Instant::now() + Duration::from_secs(120),
-                    )
-                    .await;
-                    let slot = match &result {
-                        JobResult::Done(Some(SyncOutcome::Synced(r))) => {
-                            counters[4].fetch_add(r.new_messages(), Ordering::Relaxed);
-                            0
-                        }
-                        JobResult::Done(Some(SyncOutcome::Busy)) => 1,
-                        JobResult::Done(_) => 2,
-                        JobResult::Retry(_) => 3,
-                    };
-                    counters[slot].fetch_add(1, Ordering::Relaxed);
-                    if slot != 3
-                        && let Some(h) = m.receipt_handle()
-                    {
+                    let mut retry = false;
+                    for job in &jobs {
+                        let result = run_job(
+                            &engine,
+                            job,
+                            tokio::time::Instant::now() + Duration::from_secs(120),
+                        )
+                        .await;
+                        let slot = match &result {
+                            JobResult::Done(Some(SyncOutcome::Synced(r))) => {
+                                counters[4].fetch_add(r.new_messages(), Ordering::Relaxed);
+                                0
+                            }
+                            JobResult::Done(Some(SyncOutcome::Busy)) => 1,
+                            JobResult::Done(_) => 2,
+                            JobResult::Retry(_) => 3,
+                        };
+                        retry |= slot == 3;
+                        counters[slot].fetch_add(1, Ordering::Relaxed);
+                    }
+                    if !retry && let Some(h) = m.receipt_handle() {
                         let _ = sqs
                             .delete_message()
                             .queue_url(&url)

@@ -8,7 +8,9 @@ mod tokens;
 
 pub use blobs::{BlobError, BlobStore, validate_blob_key};
 pub use keys::{DataKey, KeyContext, KeyError, KeyService};
-pub use queue::{Job, JobKind, JobQueue, MAX_DELAY_SECONDS, QueueError};
+pub use queue::{
+    JOBS_PER_MESSAGE, Job, JobKind, JobMessage, JobQueue, MAX_DELAY_SECONDS, QueueError,
+};
 pub use store::{
     Condition, IndexKey, Item, ItemKey, ItemStore, MAX_ATOMIC_WRITES, MAX_PAGE, Page, QueryRange,
     RESERVED_ATTRIBUTES, SEALED_PREFIX, StoreError, WriteOp,

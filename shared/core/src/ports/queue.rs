@@ -60,9 +60,117 @@ impl Job {
     }
 }
 
+/// The most jobs one queue message carries.
+pub const JOBS_PER_MESSAGE: usize = 10;
+
+/// The body of one queue message: a job, or several jobs that share a delay. The scheduler's
+/// polls go ten to a message, which makes a tenth of the SQS requests to send, receive and
+/// delete them (SQS bills per request, each 64 KB of body counting as one; ten jobs are well
+/// under 1 KB). A message whose jobs are not all done is delivered again as a whole, so the
+/// consumer reports it failed when any of its jobs failed (the others then run again: a
+/// poll is idempotent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JobMessage {
+    One(Job),
+    Many { jobs: Vec<Job> },
+}
+
+impl JobMessage {
+    /// Packs jobs into messages in order: consecutive jobs with the same delay share a message,
+    /// at most [`JOBS_PER_MESSAGE`] each; a job alone stays a plain job body.
+    pub fn pack(jobs: &[Job]) -> Vec<JobMessage> {
+        let mut out: Vec<Vec<Job>> = Vec::new();
+        for job in jobs {
+            match out.last_mut() {
+                Some(group)
+                    if group.len() < JOBS_PER_MESSAGE
+                        && group[0].delay_seconds == job.delay_seconds =>
+                {
+                    group.push(job.clone())
+                }
+                _ => out.push(vec![job.clone()]),
+            }
+        }
+        out.into_iter()
+            .map(|mut group| match group.len() {
+                1 => JobMessage::One(group.remove(0)),
+                _ => JobMessage::Many { jobs: group },
+            })
+            .collect()
+    }
+
+    /// The delay every job of the message asked for.
+    pub fn delay_seconds(&self) -> u32 {
+        match self {
+            JobMessage::One(job) => job.delay_seconds,
+            JobMessage::Many { jobs } => jobs.first().map_or(0, |j| j.delay_seconds),
+        }
+    }
+
+    /// The jobs of the message.
+    pub fn jobs(&self) -> &[Job] {
+        match self {
+            JobMessage::One(job) => std::slice::from_ref(job),
+            JobMessage::Many { jobs } => jobs,
+        }
+    }
+
+    /// Reads a message body (either form).
+    pub fn decode(body: &str) -> Result<Vec<Job>, serde_json::Error> {
+        Ok(match serde_json::from_str(body)? {
+            JobMessage::One(job) => vec![job],
+            JobMessage::Many { jobs } => jobs,
+        })
+    }
+}
+
 /// Where jobs are sent; consumers are the Lambda SQS event source or the local host's worker loop.
 #[async_trait]
 pub trait JobQueue: Send + Sync {
     /// Enqueues the jobs (batched by the adapter).
     async fn enqueue(&self, jobs: &[Job]) -> Result<(), QueueError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str, kind: JobKind, delay_seconds: u32) -> Job {
+        Job {
+            account_id: id.into(),
+            kind,
+            delay_seconds,
+        }
+    }
+
+    #[test]
+    fn packs_jobs_of_one_delay_ten_to_a_message() {
+        let mut jobs: Vec<Job> = (0..23)
+            .map(|i| job(&format!("a{i}"), JobKind::Sync, 30))
+            .collect();
+        jobs.push(job("b", JobKind::Sync, 60));
+        let messages = JobMessage::pack(&jobs);
+        let sizes: Vec<usize> = messages.iter().map(|m| m.jobs().len()).collect();
+        assert_eq!(sizes, vec![10, 10, 3, 1]);
+        assert_eq!(messages[3], JobMessage::One(jobs[23].clone()));
+        assert_eq!(messages[3].delay_seconds(), 60);
+        assert_eq!(messages[0].delay_seconds(), 30);
+        let mut back = Vec::new();
+        for m in &messages {
+            back.extend(JobMessage::decode(&serde_json::to_string(m).unwrap()).unwrap());
+        }
+        assert_eq!(back, jobs);
+    }
+
+    #[test]
+    fn a_single_job_body_reads_as_before() {
+        let body = r#"{"account_id":"a1","kind":"sync_now"}"#;
+        assert_eq!(
+            JobMessage::decode(body).unwrap(),
+            vec![job("a1", JobKind::SyncNow, 0)]
+        );
+        assert!(JobMessage::decode(r#"{"jobs":[{"kind":"sync"}]}"#).is_err());
+        assert!(JobMessage::decode("[]").is_err());
+    }
 }
