@@ -271,7 +271,10 @@ async fn a_slow_server_and_a_short_deadline_resume_without_loss() {
     let mut runs = 0;
     loop {
         runs += 1;
-        proxy.push(Plan::slow(Duration::from_millis(4), 512));
+        // The mailbox is about 24 KB, 47 chunks of 512 bytes: at 12 ms each a whole sync takes
+        // longer than the deadline however fast the machine and the client are (at 4 ms a
+        // sync with fewer round trips could finish in one run); each run still stores a batch.
+        proxy.push(Plan::slow(Duration::from_millis(12), 512));
         let short = Instant::now() + Duration::from_millis(400);
         match engine.sync_account(&id, short).await.expect("sync") {
             SyncOutcome::Synced(r) if r.complete => break,
