@@ -207,6 +207,32 @@ async fn twenty_concurrent_requests_in_one_process_make_one_refresh() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_queued_behind_a_failed_refresh_share_its_error() {
+    let s = Setup::new("microsoft", 30).await;
+    s.oauth.configure(|o| {
+        o.token_delay_ms = 300;
+        o.token_endpoint_status = Some(oauth_server::ForcedStatus::Code(503));
+    });
+    let source = Arc::new(s.cold_source());
+    let calls = (0..20).map(|_| {
+        let (source, id) = (source.clone(), s.id.clone());
+        async move { source.access_token(&id, false).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().is_err_and(|e| e.is_retryable()))
+    );
+    assert_eq!(s.refreshes(), 1, "one token request for all of them");
+    assert_eq!(s.stored().await.status, AccountStatus::Active);
+    // Later callers try again.
+    s.oauth.configure(|o| o.token_endpoint_status = None);
+    token(&source, &s.id, false).await;
+    assert_eq!(s.refreshes(), 2);
+}
+
 #[tokio::test]
 async fn microsoft_stores_a_rotated_refresh_token_at_most_once_a_day() {
     let s = Setup::new("microsoft", 3600).await;

@@ -7,8 +7,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use mailroom_core::ports::AccessGrant;
+use mailroom_core::ports::{AccessGrant, TokenError};
 use secrecy::ExposeSecret;
+use tokio::time::Instant;
+
+/// One account's refresh gate: held while refreshing; keeps the last failure and when it
+/// happened, so that callers who queued behind a failed refresh share its error instead of
+/// repeating it one after another.
+pub(crate) type Gate = Arc<tokio::sync::Mutex<Option<(Instant, TokenError)>>>;
 
 /// Above this many entries, inserting also drops the expired ones (the map never holds more
 /// than the accounts this process served within a token lifetime).
@@ -23,7 +29,7 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Default)]
 pub(crate) struct GrantCache {
     grants: Mutex<HashMap<String, AccessGrant>>,
-    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    gates: Mutex<HashMap<String, Gate>>,
 }
 
 impl GrantCache {
@@ -69,7 +75,7 @@ impl GrantCache {
     }
 
     /// The gate of `account_id`: hold its lock while refreshing.
-    pub(crate) fn gate(&self, account_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn gate(&self, account_id: &str) -> Gate {
         locked(&self.gates)
             .entry(account_id.to_owned())
             .or_default()
@@ -77,7 +83,7 @@ impl GrantCache {
     }
 
     /// Drops the gate of `account_id` when nobody but the caller (holding `gate`) uses it.
-    pub(crate) fn release_gate(&self, account_id: &str, gate: &Arc<tokio::sync::Mutex<()>>) {
+    pub(crate) fn release_gate(&self, account_id: &str, gate: &Gate) {
         let mut gates = locked(&self.gates);
         // The map's reference and the caller's: nobody else is waiting.
         if gates.get(account_id).is_some_and(|g| Arc::ptr_eq(g, gate))

@@ -264,19 +264,38 @@ impl TokenSource for OAuthTokenSource {
             None
         };
         let gate = self.cache.gate(account_id);
+        let queued_at = tokio::time::Instant::now();
         let result = {
-            let _held = gate.lock().await;
-            self.obtain(account_id, rejected.as_deref(), force_refresh)
-                .await
+            let mut last_failure = gate.lock().await;
+            match last_failure.as_ref() {
+                // The refresh we queued behind failed: share its outcome.
+                Some((at, e)) if *at >= queued_at => Err(e.clone()),
+                _ => {
+                    let result = self
+                        .obtain(account_id, rejected.as_deref(), force_refresh)
+                        .await;
+                    // Remembered before the gate opens, so that the callers queued behind
+                    // find the new token (or the failure) instead of refreshing again.
+                    match &result {
+                        Ok(g) => {
+                            self.cache.put(g.clone(), now_unix());
+                            *last_failure = None;
+                        }
+                        Err(e) => {
+                            if matches!(
+                                e,
+                                TokenError::ReauthRequired { .. } | TokenError::NotFound { .. }
+                            ) {
+                                self.cache.forget(account_id);
+                            }
+                            *last_failure = Some((tokio::time::Instant::now(), e.clone()));
+                        }
+                    }
+                    result
+                }
+            }
         };
         self.cache.release_gate(account_id, &gate);
-        match &result {
-            Ok(g) => self.cache.put(g.clone(), now_unix()),
-            Err(TokenError::ReauthRequired { .. } | TokenError::NotFound { .. }) => {
-                self.cache.forget(account_id)
-            }
-            Err(_) => {}
-        }
         result
     }
 }

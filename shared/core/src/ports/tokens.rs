@@ -17,7 +17,7 @@ pub struct AccessGrant {
 }
 
 /// Why no access token could be handed out. Messages never contain tokens.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
     #[error("account {account_id} does not exist")]
     NotFound { account_id: String },
