@@ -5,8 +5,10 @@
 //!
 //! Needs the test servers (`tests/servers/oauth.sh start`, `tests/servers/dovecot.sh start`, then
 //! source `$MAILROOM_TEST_STATE/env`). Usage: `cargo run --release -p mailroom-tests --bin
-//! bench-sync [messages]` (default 10,000). `MAILROOM_BENCH_BATCH` and `MAILROOM_BENCH_IN_FLIGHT`
-//! override the batch size and blob uploads in flight.
+//! bench-sync [messages] [phases]` (default 10,000 messages; phases a comma list of `fill`,
+//! `raw`, `sync`, default `raw,sync`; the mailbox is always filled first). `MAILROOM_BENCH_BATCH`
+//! and `MAILROOM_BENCH_IN_FLIGHT` override the batch size and blob uploads in flight;
+//! `MAILROOM_BENCH_JSON=1` adds one JSON line per phase (for `bench/sync-peers.sh`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -156,6 +158,15 @@ impl TokenSource for StaticToken {
 
 fn report(phase: &str, messages: u64, bytes: u64, elapsed: Duration, peak_kb: u64, cpu: f64) {
     let secs = elapsed.as_secs_f64().max(1e-9);
+    if std::env::var_os("MAILROOM_BENCH_JSON").is_some() {
+        println!(
+            "{}",
+            serde_json::json!({
+                "peer": phase, "messages": messages, "bytes": bytes, "seconds": secs,
+                "cpu_seconds": cpu, "peak_rss_kb": peak_kb,
+            })
+        );
+    }
     println!(
         "{phase:<28} {messages:>7} msgs {:>8.1} MB {:>8.2} s {:>9.0} msgs/s {:>7.1} MB/s  peak RSS {:>6.1} MB  {:>5.2} CPU-s/GB",
         bytes as f64 / 1e6,
@@ -175,6 +186,8 @@ async fn main() -> Result<(), BoxError> {
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(10_000);
+    let phases = std::env::args().nth(2).unwrap_or_else(|| "raw,sync".into());
+    let phase = |name: &str| phases.split(',').any(|p| p.trim() == name);
     let imap_port: u16 = env("MAILROOM_TEST_IMAP_PORT")?.parse()?;
     let lmtp_port: u16 = env("MAILROOM_TEST_LMTP_PORT")?.parse()?;
     let oauth = env("MAILROOM_TEST_OAUTH_URL")?;
@@ -219,11 +232,26 @@ async fn main() -> Result<(), BoxError> {
         println!("delivered in {:.1} s", started.elapsed().as_secs_f64());
     }
 
-    // The ceiling: one FETCH of every body over the same TLS connection type.
+    if phase("raw") {
+        raw(&connector, &endpoint, &email, &token).await?;
+    }
+    if phase("sync") {
+        sync(connector, endpoint, email, token, &oauth).await?;
+    }
+    Ok(())
+}
+
+/// The ceiling: one FETCH of every body over the same TLS connection type.
+async fn raw(
+    connector: &ImapConnector,
+    endpoint: &MailEndpoint,
+    email: &str,
+    token: &SecretString,
+) -> Result<(), BoxError> {
     reset_peak_rss();
     let cpu = cpu_seconds();
     let started = Instant::now();
-    let mut session = connector.open_session(&endpoint, &email, &token).await?;
+    let mut session = connector.open_session(endpoint, email, token).await?;
     session.open("INBOX").await?;
     session.start_fetch("1:*", "(UID BODY.PEEK[])").await?;
     let (mut messages, mut bytes) = (0u64, 0u64);
@@ -240,12 +268,29 @@ async fn main() -> Result<(), BoxError> {
         peak_rss_kb(),
         cpu_seconds() - cpu,
     );
+    Ok(())
+}
 
-    // The full first sync into the embedded store and blob directory.
+/// The full first sync into the embedded store and blob directory (under `TMPDIR`).
+async fn sync(
+    connector: ImapConnector,
+    endpoint: MailEndpoint,
+    email: String,
+    token: SecretString,
+    oauth: &str,
+) -> Result<(), BoxError> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(RedbStore::open(&dir.path().join("store.redb"))?);
-    let keys = Arc::new(KeyFile::open_or_create(dir.path())?);
-    let blobs = Arc::new(DirBlobStore::open(&dir.path().join("blobs"))?);
+    // Deleting 10,000 files right before the next run's creates skews it on ext4 without a
+    // journal (each create skips every recently deleted inode); a runner can keep the data and
+    // delete it after all rounds.
+    let (dir, _cleanup) = if std::env::var_os("MAILROOM_BENCH_KEEP").is_some() {
+        (dir.keep(), None)
+    } else {
+        (dir.path().to_path_buf(), Some(dir))
+    };
+    let store = Arc::new(RedbStore::open(&dir.join("store.redb"))?);
+    let keys = Arc::new(KeyFile::open_or_create(&dir)?);
+    let blobs = Arc::new(DirBlobStore::open(&dir.join("blobs"))?);
     let repo = Repository::new(store, Arc::new(Sealer::new(keys, Duration::from_secs(300))));
     let now = now_unix();
     repo.put_provider(
@@ -330,7 +375,7 @@ async fn main() -> Result<(), BoxError> {
     let stored: u64 = sync.new_messages();
     let bytes: u64 = sync.folders.iter().map(|f| f.bytes).sum();
     report(
-        "sync (store + blobs)",
+        "Mailroom sync (store + blobs)",
         stored,
         bytes,
         elapsed,

@@ -268,7 +268,9 @@ impl Mailer {
             }
         };
         self.finish(&claimed, &record).await;
-        session.quit().await;
+        // The caller's answer does not wait for QUIT's reply: one round trip to the provider
+        // (tens of ms over the internet) that changes nothing about the outcome.
+        tokio::spawn(session.quit());
         match failure {
             None => {
                 tracing::info!(account_id = %account.id, status = ?record.status, recipients = record.accepted.len(), "send finished");

@@ -73,22 +73,26 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn to_meta(
-    target: &BatchTarget<'_>,
-    m: &FetchedMessage,
-    body: &[u8],
-    blob_key: String,
-) -> MessageMeta {
+/// What a message's metadata needs to know about where it is stored; shared by the batch's
+/// per-message tasks.
+struct MetaTarget {
+    account_id: String,
+    folder: String,
+    uid_validity: u32,
+    now: i64,
+}
+
+fn to_meta(target: &MetaTarget, m: &FetchedMessage, body: &[u8], blob_key: String) -> MessageMeta {
     let fields = parse_fields(body);
-    let key = MessageKey::new(target.folder, target.uid_validity, m.uid);
+    let key = MessageKey::new(&target.folder, target.uid_validity, m.uid);
     let thread_key = match m.gmail_thrid {
         Some(thrid) => Some(format!("gm:{thrid}")),
         None => fields.thread_key(),
     };
     MessageMeta {
         id: key.message_id(),
-        account_id: target.account_id.to_owned(),
-        folder: target.folder.to_owned(),
+        account_id: target.account_id.clone(),
+        folder: target.folder.clone(),
         uid_validity: target.uid_validity,
         uid: m.uid,
         message_id_header: fields.message_id,
@@ -119,7 +123,9 @@ pub(crate) struct FetchedBatch {
     replaced: Vec<MessageKey>,
     /// Gmail messages stored here first (X-GM-MSGID → where).
     gmail_copies: Vec<(u64, MessageKey)>,
-    uploads: JoinSet<Result<(), BlobError>>,
+    /// Per-message tasks: parse, hash and write the raw source; each gives back the message's
+    /// metadata when it was not known before the upload.
+    uploads: JoinSet<Result<Option<MessageMeta>, BlobError>>,
     blobs: Arc<dyn BlobStore>,
     /// Blob keys written by this batch, made durable before its metadata.
     written: Vec<String>,
@@ -136,7 +142,9 @@ impl FetchedBatch {
         cursor: FolderCursor,
     ) -> Result<(), SyncError> {
         while let Some(done) = self.uploads.join_next().await {
-            done.map_err(|e| SyncError::Internal(format!("a blob upload task failed: {e}")))??;
+            let meta =
+                done.map_err(|e| SyncError::Internal(format!("a blob upload task failed: {e}")))??;
+            self.metas.extend(meta);
         }
         if !self.written.is_empty() {
             self.blobs.make_durable(&self.written).await?;
@@ -171,6 +179,12 @@ pub(crate) async fn fetch_batch(
         written: Vec::new(),
     };
     let permits = Arc::new(Semaphore::new(target.max_in_flight.max(1)));
+    let meta_target = Arc::new(MetaTarget {
+        account_id: target.account_id.to_owned(),
+        folder: target.folder.to_owned(),
+        uid_validity: target.uid_validity,
+        now: target.now,
+    });
     let mut set = set.to_owned();
     if session.gmail() {
         match reuse_gmail_copies(session, target, &set, &wanted, &mut batch).await? {
@@ -182,12 +196,12 @@ pub(crate) async fn fetch_batch(
     session
         .start_fetch(&set, fetch_items(session.gmail()))
         .await?;
-    while let Some(m) = session.next_fetched().await? {
+    while let Some(mut m) = session.next_fetched().await? {
         // `UID FETCH n:*` returns the highest message even when its UID is below n.
         if m.uid == 0 || !wanted(m.uid) {
             continue;
         }
-        let Some(body) = m.body.clone() else {
+        let Some(body) = m.body.take() else {
             tracing::warn!(
                 uid = m.uid,
                 folder = target.folder,
@@ -206,49 +220,61 @@ pub(crate) async fn fetch_batch(
             ),
             None => key.blob_key(target.account_id),
         };
-        let mut meta = to_meta(target, &m, &body, fresh_blob_key);
         if let Some(id) = m.gmail_msgid {
             batch.gmail_copies.push((id, key.clone()));
         }
-        let old = if reconcile.is_empty() {
-            None
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| SyncError::Internal("the upload limiter closed".into()))?;
+        if reconcile.is_empty() {
+            // The usual case: parsing, hashing and writing run in the message's own task, on
+            // the other core, while this one keeps reading the FETCH response.
+            batch.result.new += 1;
+            batch.written.push(fresh_blob_key.clone());
+            let (blobs, meta_target) = (target.blobs.clone(), meta_target.clone());
+            batch.uploads.spawn(async move {
+                let meta = to_meta(&meta_target, &m, &body, fresh_blob_key);
+                let out = blobs.put_unsynced(&meta.blob_key, body).await;
+                drop(permit);
+                out.map(|()| Some(meta))
+            });
         } else {
+            let mut meta = to_meta(&meta_target, &m, &body, fresh_blob_key);
             let sha = meta.content_sha256.clone().unwrap_or_default();
-            reconcile.remove(&match_key(
+            match reconcile.remove(&match_key(
                 meta.message_id_header.as_deref(),
                 meta.size,
                 &sha,
-            ))
-        };
-        match old {
-            Some(old) => {
-                // The same message under a new UIDVALIDITY: keep its blob and first-seen time.
-                meta.blob_key = old.blob_key;
-                meta.stored_at = old.stored_at;
-                batch.replaced.push(old.key);
-                batch.result.reconciled += 1;
+            )) {
+                Some(old) => {
+                    // The same message under a new UIDVALIDITY: keep its blob and first-seen
+                    // time.
+                    meta.blob_key = old.blob_key;
+                    meta.stored_at = old.stored_at;
+                    batch.replaced.push(old.key);
+                    batch.result.reconciled += 1;
+                }
+                None => {
+                    batch.result.new += 1;
+                    batch.written.push(meta.blob_key.clone());
+                    let blobs = target.blobs.clone();
+                    let blob_key = meta.blob_key.clone();
+                    batch.uploads.spawn(async move {
+                        let out = blobs.put_unsynced(&blob_key, body).await;
+                        drop(permit);
+                        out.map(|()| None)
+                    });
+                }
             }
-            None => {
-                batch.result.new += 1;
-                let permit = permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| SyncError::Internal("the upload limiter closed".into()))?;
-                let blobs = target.blobs.clone();
-                let blob_key = meta.blob_key.clone();
-                batch.written.push(blob_key.clone());
-                batch.uploads.spawn(async move {
-                    let out = blobs.put_unsynced(&blob_key, body).await;
-                    drop(permit);
-                    out
-                });
-            }
+            batch.metas.push(meta);
         }
-        batch.metas.push(meta);
         // Surface upload failures early instead of after the whole batch.
         while let Some(done) = batch.uploads.try_join_next() {
-            done.map_err(|e| SyncError::Internal(format!("a blob upload task failed: {e}")))??;
+            let meta =
+                done.map_err(|e| SyncError::Internal(format!("a blob upload task failed: {e}")))??;
+            batch.metas.extend(meta);
         }
     }
     Ok(batch)
