@@ -3,7 +3,8 @@
 //! AUTHENTICATE, two STATUS and LOGOUT (the capabilities come with the login response, no ID
 //! outside Gmail, the `\Sent` folder remembered on its cursor instead of LIST) and receives at
 //! most 2 KB; a remembered `\Sent` folder that disappeared is looked up again with one LIST and
-//! the sync goes on.
+//! the sync goes on. The Gmail stand-in (which announces no capabilities at login) shows the
+//! same four commands once its labels are remembered.
 
 mod sync_support;
 
@@ -16,6 +17,7 @@ use mailroom_core::time::now_unix;
 use mailroom_mail::sync::{SyncOutcome, SyncReport, SyncSettings};
 use mailroom_tests::counting::imap::ImapTally;
 use serde_json::json;
+use sync_support::gmail::{FakeGmail, GmailFolder, GmailMessage};
 use sync_support::{Mailbox, deliver, message};
 use tokio::time::Instant;
 
@@ -219,4 +221,76 @@ async fn a_remembered_sent_folder_that_was_renamed_is_looked_up_again_once() {
     );
     assert!(report.folders.iter().all(|f| f.unchanged), "{report:?}");
     assert_eq!(tally.commands(), NO_CHANGE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gmail_labels_are_remembered_and_a_sync_with_nothing_new_needs_no_capability() {
+    let tls_dir = format!(
+        "{}/tls",
+        mailroom_tests::app::server_env("MAILROOM_TEST_DOVECOT_DIR")
+    );
+    let gm = |uid: u32, msgid: u64| GmailMessage {
+        uid,
+        msgid,
+        thrid: msgid,
+        raw: message("gm", uid as usize, 2),
+    };
+    let server = FakeGmail::start(
+        &tls_dir,
+        vec![
+            GmailFolder {
+                name: "INBOX".into(),
+                uid_validity: 3,
+                sent: false,
+                messages: vec![gm(1, 501), gm(2, 502)],
+            },
+            GmailFolder {
+                name: "[Gmail]/Sent Mail".into(),
+                uid_validity: 4,
+                sent: true,
+                messages: vec![gm(1, 503)],
+            },
+        ],
+    )
+    .await;
+    let mbox = Mailbox::create(Some(server.port), None, json!({})).await;
+    let tally = Arc::new(ImapTally::default());
+    let engine = mbox.engine(SyncSettings::default(), Some(tally.wrapper()));
+    let first = synced(
+        engine
+            .sync_account(&mbox.account_id, deadline())
+            .await
+            .expect("first sync"),
+    );
+    assert_eq!(first.new_messages(), 3);
+    // Nothing announced at login: the first SELECT needs the capabilities (X-GM-EXT-1).
+    assert_eq!(
+        tally
+            .commands()
+            .iter()
+            .filter(|c| *c == "CAPABILITY")
+            .count(),
+        1
+    );
+    assert_eq!(
+        cursor(&mbox, "[Gmail]/Sent Mail")
+            .await
+            .expect("Sent cursor")
+            .special_use,
+        Some("\\Sent".to_owned())
+    );
+
+    tally.reset();
+    let report = synced(
+        engine
+            .sync_account(&mbox.account_id, deadline())
+            .await
+            .expect("no-change sync"),
+    );
+    assert!(report.folders.iter().all(|f| f.unchanged), "{report:?}");
+    assert_eq!(report.folders.len(), 2);
+    // The stand-in asks for a continuation even after a one-line AUTHENTICATE; the client's
+    // empty answer to it is a continuation line (`+`), not a command.
+    let commands: Vec<String> = tally.commands().into_iter().filter(|c| c != "+").collect();
+    assert_eq!(commands, NO_CHANGE);
 }
