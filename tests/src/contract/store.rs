@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use mailroom_core::ports::{Condition, IndexKey, Item, ItemKey, ItemStore, StoreError, WriteOp};
+use mailroom_core::ports::{
+    Condition, IndexKey, Item, ItemKey, ItemStore, QueryRange, StoreError, WriteOp,
+};
 use mailroom_core::time::now_unix;
 use serde_json::json;
 
@@ -41,6 +43,13 @@ pub async fn get_put_delete(store: Arc<dyn ItemStore>) {
     full.sealed.insert("secret".into(), vec![0, 1, 2, 254, 255]);
     store.put(full.clone(), Condition::None).await.unwrap();
     assert_eq!(store.get(&key).await.unwrap(), Some(full.clone()));
+    // The possibly-stale reads see the same item once it has settled (at once here).
+    assert_eq!(store.get_stale(&key).await.unwrap(), Some(full.clone()));
+    let page = store
+        .query_stale("GPD", QueryRange::default())
+        .await
+        .unwrap();
+    assert_eq!(page.items, vec![full.clone()]);
 
     // An unconditional put replaces the whole item, dropping attributes it no longer has.
     let replacement = item("GPD", "one");

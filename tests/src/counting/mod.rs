@@ -23,6 +23,8 @@ const BATCH: u64 = 25;
 pub struct Counters {
     /// GetItem, Query (one per page) and index queries.
     pub store_reads: AtomicU64,
+    /// Those of them that may be stale (eventually consistent: half the price).
+    pub store_stale_reads: AtomicU64,
     /// PutItem, DeleteItem, TransactWriteItems and BatchWriteItem requests.
     pub store_writes: AtomicU64,
     /// Items written or deleted by those requests.
@@ -39,6 +41,7 @@ pub struct Counters {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
     pub store_reads: u64,
+    pub store_stale_reads: u64,
     pub store_writes: u64,
     pub items_written: u64,
     pub kms_generate: u64,
@@ -53,6 +56,7 @@ impl Counts {
     pub fn since(&self, before: &Counts) -> Counts {
         Counts {
             store_reads: self.store_reads - before.store_reads,
+            store_stale_reads: self.store_stale_reads - before.store_stale_reads,
             store_writes: self.store_writes - before.store_writes,
             items_written: self.items_written - before.items_written,
             kms_generate: self.kms_generate - before.kms_generate,
@@ -77,6 +81,7 @@ impl Counters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Counts {
             store_reads: get(&self.store_reads),
+            store_stale_reads: get(&self.store_stale_reads),
             store_writes: get(&self.store_writes),
             items_written: get(&self.items_written),
             kms_generate: get(&self.kms_generate),
@@ -94,6 +99,11 @@ impl Counters {
 
     fn read(&self) {
         self.store_reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn stale_read(&self) {
+        self.read();
+        self.store_stale_reads.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -124,6 +134,14 @@ impl ItemStore for CountingStore {
     async fn query(&self, pk: &str, range: QueryRange) -> Result<Page, StoreError> {
         self.counters.read();
         self.inner.query(pk, range).await
+    }
+    async fn get_stale(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        self.counters.stale_read();
+        self.inner.get_stale(key).await
+    }
+    async fn query_stale(&self, pk: &str, range: QueryRange) -> Result<Page, StoreError> {
+        self.counters.stale_read();
+        self.inner.query_stale(pk, range).await
     }
     async fn query_index(
         &self,

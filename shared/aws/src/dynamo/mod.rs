@@ -77,15 +77,14 @@ impl DynamoStore {
     }
 }
 
-#[async_trait]
-impl ItemStore for DynamoStore {
-    async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+impl DynamoStore {
+    async fn get_item(&self, key: &ItemKey, consistent: bool) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(convert::key_attributes(key)))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(|e| store_err("GetItem", &e))?;
@@ -93,6 +92,17 @@ impl ItemStore for DynamoStore {
             Some(attrs) => Ok(live(convert::from_attributes(&attrs)?)),
             None => Ok(None),
         }
+    }
+}
+
+#[async_trait]
+impl ItemStore for DynamoStore {
+    async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        self.get_item(key, true).await
+    }
+
+    async fn get_stale(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        self.get_item(key, false).await
     }
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
@@ -142,7 +152,12 @@ impl ItemStore for DynamoStore {
 
     async fn query(&self, pk: &str, range: QueryRange) -> Result<Page, StoreError> {
         range.validate()?;
-        read::query(&self.client, &self.table, pk, &range).await
+        read::query(&self.client, &self.table, pk, &range, true).await
+    }
+
+    async fn query_stale(&self, pk: &str, range: QueryRange) -> Result<Page, StoreError> {
+        range.validate()?;
+        read::query(&self.client, &self.table, pk, &range, false).await
     }
 
     async fn query_index(

@@ -16,13 +16,15 @@ fn request_limit(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// One page of partition `pk`; reads one live item past the page to know whether more follow,
-/// so `next` is `None` exactly when the partition has no further live items in range.
+/// One page of partition `pk` (strongly consistent unless `consistent` is false); reads one live
+/// item past the page to know whether more follow, so `next` is `None` exactly when the
+/// partition has no further live items in range.
 pub(crate) async fn query(
     client: &Client,
     table: &str,
     pk: &str,
     range: &QueryRange,
+    consistent: bool,
 ) -> Result<Page, StoreError> {
     let size = range.page_size();
     let mut names = HashMap::from([("#pk".to_owned(), PK.to_owned())]);
@@ -44,7 +46,7 @@ pub(crate) async fn query(
         let out = client
             .query()
             .table_name(table)
-            .consistent_read(true)
+            .consistent_read(consistent)
             .key_condition_expression(&key_condition)
             .set_expression_attribute_names(Some(names.clone()))
             .set_expression_attribute_values(Some(values.clone()))

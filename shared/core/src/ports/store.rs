@@ -240,6 +240,14 @@ pub trait ItemStore: Send + Sync {
     /// Reads one item; expired items read as absent.
     async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError>;
 
+    /// Reads one item like [`ItemStore::get`], but may return what it held a moment ago
+    /// (DynamoDB's eventually consistent read: half the price). Only for reads whose result a
+    /// consistent read confirms before anything is written on its strength (the sync worker's
+    /// read-only check). The default is the consistent read.
+    async fn get_stale(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        self.get(key).await
+    }
+
     /// Writes one item if `condition` holds.
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError>;
 
@@ -253,6 +261,12 @@ pub trait ItemStore: Send + Sync {
     /// Reads a range of one partition, in sort-key order; expired items are skipped. A
     /// `start_after` outside `sk_prefix` is [`StoreError::Invalid`].
     async fn query(&self, pk: &str, range: QueryRange) -> Result<Page, StoreError>;
+
+    /// Reads a range like [`ItemStore::query`], possibly a moment stale (see
+    /// [`ItemStore::get_stale`]). The default is the consistent query.
+    async fn query_stale(&self, pk: &str, range: QueryRange) -> Result<Page, StoreError> {
+        self.query(pk, range).await
+    }
 
     /// Reads the secondary index partition `index_pk` up to and including `sk_max`, in ascending
     /// order, after the index sort key `start_after` (exclusive; pass the last item's index sort

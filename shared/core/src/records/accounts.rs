@@ -98,6 +98,17 @@ impl Repository {
         }
     }
 
+    /// The account as [`Repository::get_account`] reads it, possibly a moment stale (half the
+    /// price on DynamoDB): for the sync worker's read-only check, which writes nothing on its
+    /// strength alone (every write re-reads the account consistently or is conditional on its
+    /// version).
+    pub async fn get_account_stale(&self, id: &str) -> Result<Option<Account>, RecordError> {
+        match self.store.get_stale(&keys::account(id)).await? {
+            Some(item) => Ok(Some(self.account_from_item(&item).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// Finds the account a provider's stable identity was connected as.
     pub async fn find_account_by_identity(
         &self,

@@ -40,21 +40,39 @@ fn cursor_from_item(item: &Item) -> Result<FolderCursor, StoreError> {
 impl Repository {
     /// Every folder cursor of an account (one query, whatever the mailbox size).
     pub async fn folder_cursors(&self, account_id: &str) -> Result<Vec<FolderCursor>, RecordError> {
+        self.read_cursors(account_id, true).await
+    }
+
+    /// The folder cursors as [`Repository::folder_cursors`] reads them, possibly a moment stale
+    /// (half the price on DynamoDB): for a read-only check whose "something changed" is
+    /// confirmed by a consistent read before anything is written.
+    pub async fn folder_cursors_stale(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<FolderCursor>, RecordError> {
+        self.read_cursors(account_id, false).await
+    }
+
+    async fn read_cursors(
+        &self,
+        account_id: &str,
+        consistent: bool,
+    ) -> Result<Vec<FolderCursor>, RecordError> {
         let mut out = Vec::new();
         let mut start_after = None;
         loop {
-            let page = self
-                .store
-                .query(
-                    &account_pk(account_id),
-                    QueryRange {
-                        sk_prefix: PREFIX.to_owned(),
-                        start_after,
-                        descending: false,
-                        limit: 100,
-                    },
-                )
-                .await?;
+            let range = QueryRange {
+                sk_prefix: PREFIX.to_owned(),
+                start_after,
+                descending: false,
+                limit: 100,
+            };
+            let pk = account_pk(account_id);
+            let page = if consistent {
+                self.store.query(&pk, range).await?
+            } else {
+                self.store.query_stale(&pk, range).await?
+            };
             for item in &page.items {
                 out.push(cursor_from_item(item)?);
             }

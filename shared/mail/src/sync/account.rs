@@ -90,7 +90,15 @@ impl SyncEngine {
             tracing::debug!(account_id, "this process is already syncing the account");
             return Ok(SyncOutcome::Busy);
         };
-        let Some(account) = self.repo.get_account(account_id).await? else {
+        // A poll reads eventually consistent (half the price): the check writes nothing on its
+        // strength; the outcome write re-reads the account, the lease path re-reads the cursors.
+        // A requested sync reads consistently (it may follow the account's creation at once).
+        let account = if requested {
+            self.repo.get_account(account_id).await?
+        } else {
+            self.repo.get_account_stale(account_id).await?
+        };
+        let Some(account) = account else {
             return Ok(SyncOutcome::Skipped("the account does not exist".into()));
         };
         if account.status == AccountStatus::ReauthRequired {

@@ -1,6 +1,7 @@
 //! The folders of one session: a read-only check first (STATUS of each folder against its
-//! stored cursor, no lease, nothing written), then, only when a folder has something to fetch,
-//! the account's sync lease and the folder syncs under it.
+//! stored cursor, read eventually consistent; no lease, nothing written), then, only when a
+//! folder has something to fetch, the account's sync lease, the cursors read again
+//! consistently, and the folder syncs under it.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU32;
@@ -42,15 +43,19 @@ impl SyncEngine {
             .ok_or(SyncError::Busy)
     }
 
-    /// The folder cursors of an account by folder name.
-    async fn cursors(&self, account_id: &str) -> Result<HashMap<String, FolderCursor>, SyncError> {
-        Ok(self
-            .repo
-            .folder_cursors(account_id)
-            .await?
-            .into_iter()
-            .map(|c| (c.folder.clone(), c))
-            .collect())
+    /// The folder cursors of an account by folder name; `consistent: false` for the read-only
+    /// check (a stale cursor only makes the check see a change the lease path then re-reads).
+    async fn cursors(
+        &self,
+        account_id: &str,
+        consistent: bool,
+    ) -> Result<HashMap<String, FolderCursor>, SyncError> {
+        let cursors = if consistent {
+            self.repo.folder_cursors(account_id).await?
+        } else {
+            self.repo.folder_cursors_stale(account_id).await?
+        };
+        Ok(cursors.into_iter().map(|c| (c.folder.clone(), c)).collect())
     }
 
     /// STATUS of each folder against its cursor, stopping at the first that needs a sync.
@@ -95,7 +100,7 @@ impl SyncEngine {
         // No ENABLE CONDSTORE: `STATUS (... HIGHESTMODSEQ)` and `SELECT folder (CONDSTORE)`, the
         // only commands that need it, each turn CONDSTORE on themselves (RFC 7162 §3.1), so a
         // sync with nothing new costs one command less.
-        let cursors = self.cursors(&account.id).await?;
+        let cursors = self.cursors(&account.id, lease.is_some()).await?;
         let folders = self.folders(session, account, &cursors).await?;
         let mut proved = HashMap::new();
         if lease.is_none() {
@@ -116,7 +121,7 @@ impl SyncEngine {
         }
         // Under the lease: the cursors as they are now (another worker may have moved them
         // since they were read).
-        let mut cursors = self.cursors(&account.id).await?;
+        let mut cursors = self.cursors(&account.id, true).await?;
         let mut report = SyncReport {
             folders: Vec::new(),
             complete: true,
