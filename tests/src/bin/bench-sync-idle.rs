@@ -82,11 +82,12 @@ Message-ID: <idle-{i}@example.test>\r\nDate: Tue, 1 Jul 2025 10:00:00 +0000\r\n\
 fn line(phase: &str, c: &Counts, tally: &ImapTally, elapsed: Duration) {
     let commands = tally.commands();
     println!(
-        "| {phase} | {} ({}) | {} | {} | {} ({} items) | {} | {} | {:.0} |",
+        "| {phase} | {} ({}) | {} | {} ({} eventually consistent) | {} ({} items) | {} | {} | {:.0} |",
         commands.len(),
         commands.join(", "),
         tally.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
         c.store_reads,
+        c.store_stale_reads,
         c.store_writes,
         c.items_written,
         c.kms(),
