@@ -150,7 +150,8 @@ impl ItemStore for CountingStore {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
-        self.counters.read();
+        // A DynamoDB global secondary index is always read eventually consistent.
+        self.counters.stale_read();
         self.inner
             .query_index(index_pk, sk_max, start_after, limit)
             .await
