@@ -41,19 +41,21 @@ DESIGNS = {
 # Access token refreshes, per refresh and per account-day, measured by
 # tests/tests/oauth_token_policy.rs (measure_refresh_cost_per_account_hour, counting store, test
 # OAuth provider issuing 4,200-character Microsoft-like tokens; see COST.md "Token refreshes").
-# rru: store reads per refresh (account + provider settings, + the lease holder's re-read);
+# rru: read units per refresh (the account read eventually consistent, 0.5 RRU per 4 KB; the
+# provider settings consistent, 1; the lease holder's consistent re-read; before: all consistent,
+# the ~5 KB account item 2 RRU each);
 # wru: write units per refresh; wru_day: write units per account and day; holders: whether each
 # process holding the account refreshes on its own (tokens in memory) or all share the stored one.
 TOKEN_POLICIES = {
     # Before: every refresh under a lease (put 1 WRU, delete 1 WRU) and an account write carrying
     # the sealed access token (a 5 KB item: 5 WRU); the token lived in the store, shared.
-    "before": dict(rru=3, wru=1 + 5 + 1, wru_day=0, per_holder=False),
+    "before": dict(rru=2 + 2 + 1, wru=1 + 5 + 1, wru_day=0, per_holder=False),
     # Microsoft: token in memory; the rotated refresh token written once a day (0.8 KB item).
-    "microsoft": dict(rru=2, wru=0, wru_day=1, per_holder=True),
+    "microsoft": dict(rru=0.5 + 1, wru=0, wru_day=1, per_holder=True),
     # Google: no refresh token comes back, nothing is written.
-    "google": dict(rru=2, wru=0, wru_day=0, per_holder=True),
+    "google": dict(rru=0.5 + 1, wru=0, wru_day=0, per_holder=True),
     # Generic OAuth2 (rotation may invalidate): lease + write of every refresh, small tokens.
-    "oauth2": dict(rru=3, wru=1 + 1 + 1, wru_day=0, per_holder=False),
+    "oauth2": dict(rru=0.5 + 1 + 1, wru=1 + 1 + 1, wru_day=0, per_holder=False),
 }
 # Wall time one refresh adds to its sync: one HTTPS POST to the provider's token endpoint from
 # us-east-1 (assumed, not measured here: the local test provider answers in ~1 ms).

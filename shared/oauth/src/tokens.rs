@@ -104,6 +104,18 @@ impl OAuthTokenSource {
         }
     }
 
+    /// The account, possibly a moment stale (half the price on DynamoDB): enough to hand out a
+    /// stored token or to refresh with the stored refresh token, because every write that
+    /// follows is conditional on the version or re-reads (and the lease path re-reads). A dead
+    /// account is confirmed by a consistent read (it may just have been connected again).
+    async fn load_stale(&self, account_id: &str) -> Result<Account, TokenError> {
+        match self.repo.get_account_stale(account_id).await {
+            Ok(Some(a)) if a.status != AccountStatus::ReauthRequired => Ok(a),
+            Ok(_) => self.load(account_id).await,
+            Err(e) => Err(transient(account_id, e)),
+        }
+    }
+
     async fn provider(&self, account: &Account) -> Result<ProviderSettings, TokenError> {
         let provider = match self.repo.get_provider(&account.provider_id).await {
             Ok(Some(p)) => p,
@@ -165,7 +177,7 @@ impl OAuthTokenSource {
         {
             return Ok(g);
         }
-        let account = self.load(account_id).await?;
+        let account = self.load_stale(account_id).await?;
         // Nothing handed out here before: the caller saw the stored token rejected.
         let stored_rejected = force_refresh
             .then(|| account.tokens.access_token.expose_secret().to_owned())
