@@ -4,7 +4,7 @@ day each, from the request counts the benchmarks measure (bench-sync-idle, bench
 us-east-1 list prices (see COST.md for where each number comes from and what is assumed).
 
 usage: bench/cost.py [--mailboxes N] [--interval MINUTES] [--messages-per-day M]
-                     [--design current|target] [--instances N] [--starts-per-day S]
+                     [--design before|current|target] [--instances N] [--starts-per-day S]
                      [--kms-scheme shared|per-record] [--kms-hit RATE]
                      [--token-policy microsoft|google|oauth2|before] [--token-lifetime MINUTES]
                      [--token-holders N]"""
@@ -25,16 +25,31 @@ LOGS_GB = 0.50
 MONTH_DAYS = 30
 
 # Measured per no-change sync (bench-sync-idle, 2026-11-25) and the assumptions of COST.md.
+# wru/rru: request units per poll; touch_wru_day: writes per mailbox and day that happen without
+# any change (last_sync_at kept fresh); sqs: requests per poll; a worker invocation runs
+# jobs_per_invocation jobs, concurrency at a time, each lasting wall_s.
 DESIGNS = {
-    # Today's engine: lease put + account record + lease delete in the worker, a claim write in
-    # the scheduler; 6 reads in the worker, a GetItem and an index read in the scheduler.
-    "current": dict(wru=1 + 2 * 2 + 1 + 2 * 2, rru=6 + 1 + 0.5, sqs=0.1 + 0.25 + 0.25,
-                    jobs_per_invocation=4, memory_gb=0.5, wall_s=0.5, log_bytes=600),
-    # COST.md's target: nothing written when nothing changed, one eventually consistent
-    # GetItem, SQS messages that carry 10 accounts each (sent 10 per batch), 20 syncs at once
-    # per invocation at 256 MB, no per-poll log line.
-    "target": dict(wru=0, rru=0.5, sqs=0.01 + 0.01 + 0.01, jobs_per_invocation=20,
-                   memory_gb=0.25, wall_s=0.5, log_bytes=0),
+    # The engine before f5e6e06: lease put + account record + lease delete in the worker, a
+    # claim write in the scheduler (account item 2 WRU + its index copy 2 WRU each); 6 consistent
+    # reads in the worker, a GetItem and an index read in the scheduler; one job per message.
+    "before": dict(wru=1 + 2 * 2 + 1 + 2 * 2, rru=6 + 1 + 0.5, touch_wru_day=0,
+                   sqs=0.1 + 0.25 + 0.25, jobs_per_invocation=4, concurrency=4,
+                   memory_gb=0.5, wall_s=0.5, log_bytes=600),
+    # Today: nothing written on a poll that finds nothing (no lease, no outcome, no claim); the
+    # worker reads the account and its cursors eventually consistent (0.5 RRU each), the
+    # scheduler pages the keys-only due index (~120 bytes an account, eventually consistent);
+    # last_sync_at refreshed every 6 hours (a 2 WRU account write, no index copy: 8 WRU a day);
+    # ten jobs per SQS message (ten messages per SendMessageBatch, 4 messages per worker
+    # invocation, so 40 jobs run 4 at a time); no log line per no-change poll, only Lambda's
+    # REPORT lines (~400 bytes an invocation).
+    "current": dict(wru=0, rru=0.5 + 0.5 + 120 / 4096 / 2, touch_wru_day=8,
+                    sqs=0.01 + 0.025 + 0.025, jobs_per_invocation=40, concurrency=4,
+                    memory_gb=0.5, wall_s=0.5, log_bytes=10),
+    # COST.md's target: as today, plus 20 syncs at once per invocation at 256 MB (needs the
+    # worker's concurrency raised: SyncWorkerBatchSize caps it at 10 today).
+    "target": dict(wru=0, rru=0.5 + 0.5 + 120 / 4096 / 2, touch_wru_day=8,
+                   sqs=0.01 + 0.01 + 0.01, jobs_per_invocation=100, concurrency=20,
+                   memory_gb=0.25, wall_s=0.5, log_bytes=4),
 }
 
 
@@ -71,9 +86,9 @@ def token_refreshes(mailboxes, interval_min, design, policy, lifetime_min, holde
     if t["per_holder"]:
         refreshes *= holders
     polls = mailboxes * MONTH_DAYS * 24 * 60 / interval_min
-    jobs = d["jobs_per_invocation"]
+    jobs = d["concurrency"]  # the jobs that run at once (one round of an invocation)
     share = min(1.0, refreshes / polls)  # of the jobs that refresh first
-    lengthened = (polls / jobs) * (1 - (1 - share) ** jobs)  # invocations with a refresh
+    lengthened = (polls / jobs) * (1 - (1 - share) ** jobs)  # rounds with a refresh
     gb_s = lengthened * REFRESH_WALL_S * d["memory_gb"]
     return (refreshes * (t["rru"] * DDB_RRU + t["wru"] * DDB_WRU)
             + mailboxes * MONTH_DAYS * t["wru_day"] * DDB_WRU + gb_s * LAMBDA_GB_S_ARM)
@@ -100,12 +115,14 @@ def monthly(mailboxes, interval_min, messages_per_day, design, kms_hit, kms="sha
     polls = mailboxes * (24 * 60 / interval_min) * MONTH_DAYS
     messages = mailboxes * messages_per_day * MONTH_DAYS
     invocations = polls / d["jobs_per_invocation"]
-    # Jobs run concurrently: an invocation lasts about one sync's wall time.
-    gb_s = invocations * d["wall_s"] * d["memory_gb"]
+    # Jobs run `concurrency` at a time: an invocation lasts that many rounds of one sync.
+    rounds = -(-d["jobs_per_invocation"] // d["concurrency"])
+    gb_s = invocations * rounds * d["wall_s"] * d["memory_gb"]
     rows = {
         "Lambda (worker)": gb_s * LAMBDA_GB_S_ARM + invocations * LAMBDA_REQUEST,
         "Lambda (scheduler)": (MONTH_DAYS * 24 * 60 / interval_min) * 2 * 0.25 * LAMBDA_GB_S_ARM,
-        "DynamoDB (polls)": polls * (d["wru"] * DDB_WRU + d["rru"] * DDB_RRU),
+        "DynamoDB (polls)": polls * (d["wru"] * DDB_WRU + d["rru"] * DDB_RRU)
+        + mailboxes * MONTH_DAYS * d["touch_wru_day"] * DDB_WRU,
         # A new message: its metadata item (+ index copy) and its share of the cursor write.
         "DynamoDB (new mail)": messages * (2 + 0.1) * DDB_WRU,
         "DynamoDB storage": mailboxes * 0.0005 * DDB_STORAGE_GB
