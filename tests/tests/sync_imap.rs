@@ -191,7 +191,11 @@ async fn first_sync_then_only_new_mail_then_nothing_fetched() {
     assert!(report.folders.iter().all(|f| f.unchanged));
     let again = counters.snapshot().since(&counts);
     assert_eq!(
-        (again.store_writes, again.store_reads, again.store_stale_reads),
+        (
+            again.store_writes,
+            again.store_reads,
+            again.store_stale_reads
+        ),
         (0, 2, 2),
         "warm: account and cursors only, both eventually consistent: {again:?}"
     );
