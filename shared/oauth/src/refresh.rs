@@ -176,6 +176,9 @@ async fn store_granted(
     // memory only, and the stored one (from the connect flow) is dropped so that every later
     // write of the account item stays small (a Microsoft token is over 4 KB).
     let keep_access = policy.needs_lease();
+    // A refresh token stored meanwhile by someone else (a re-connect: a new grant) is newer
+    // than ours and stays.
+    let presented = account.tokens.refresh_token.expose_secret().to_owned();
     let change = |a: &mut Account| {
         if keep_access {
             a.tokens.access_token = access_token.clone();
@@ -184,8 +187,10 @@ async fn store_granted(
             a.tokens.access_token = SecretString::from(String::new());
             a.tokens.access_expires_at = 0;
         }
-        a.tokens.refresh_token = new_refresh.clone();
-        set_refresh_token_stored_at(a, now);
+        if a.tokens.refresh_token.expose_secret() == presented {
+            a.tokens.refresh_token = new_refresh.clone();
+            set_refresh_token_stored_at(a, now);
+        }
         if let Some(s) = &scopes {
             a.granted_scopes = s.clone();
         }
