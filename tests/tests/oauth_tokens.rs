@@ -1,6 +1,8 @@
 //! The token source against the test OAuth provider: fresh tokens are reused, expiring ones are
 //! refreshed with the rotated refresh token persisted, concurrent refreshes make one token call,
-//! and each kind of failure lands on the right record.
+//! and each kind of failure lands on the right record. These run against an `oauth2` provider
+//! (lease, every refresh stored); `oauth_token_policy.rs` covers the Microsoft and Google
+//! policies and the counts.
 
 use std::sync::Arc;
 
