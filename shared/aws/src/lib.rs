@@ -22,6 +22,7 @@ pub use s3::S3Blobs;
 pub use sqs::SqsQueue;
 
 use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::SharedHttpClient;
 
 /// The roots AWS service endpoints chain to (Amazon Trust Services: Amazon Root CA 1–4, and
 /// Starfield Services Root G2 which cross-signs them), the trust AWS documents for its SDKs.
@@ -33,14 +34,15 @@ const AMAZON_ROOTS: &[u8] = include_bytes!("amazon_roots.pem");
 /// whole store, which was half of every function's init. With a custom endpoint (an emulator,
 /// perhaps behind another CA) the system's roots are used as before.
 pub async fn load_sdk_config() -> SdkConfig {
-    let loader = aws_config::defaults(BehaviorVersion::latest());
     let custom_endpoint = std::env::vars_os().any(|(name, _)| {
         name.to_str()
             .is_some_and(|n| n.starts_with("AWS_ENDPOINT_URL"))
     });
-    if custom_endpoint {
-        return loader.load().await;
-    }
+    load((!custom_endpoint).then(amazon_https_client)).await
+}
+
+/// The SDK's HTTPS client trusting Amazon's roots only.
+fn amazon_https_client() -> SharedHttpClient {
     use aws_smithy_http_client::tls;
     let trust = tls::TrustStore::empty()
         .with_native_roots(false)
@@ -50,13 +52,48 @@ pub async fn load_sdk_config() -> SdkConfig {
         .build()
         // Only fails on an invalid PEM; this one is compiled in and checked by a test.
         .unwrap_or_default();
-    let client = aws_smithy_http_client::Builder::new()
+    aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::AwsLc,
         ))
         .tls_context(context)
-        .build_https();
-    loader.http_client(client).load().await
+        .build_https()
+}
+
+/// The SDK's default chains (feature `default-chain`: the local host and tests): credentials and
+/// region from the environment, profile files, web identity, ECS or IMDS, and per-service
+/// `AWS_ENDPOINT_URL_<SERVICE>` variables.
+#[cfg(feature = "default-chain")]
+async fn load(client: Option<SharedHttpClient>) -> SdkConfig {
+    let loader = aws_config::defaults(BehaviorVersion::latest());
+    match client {
+        Some(client) => loader.http_client(client).load().await,
+        None => loader.load().await,
+    }
+}
+
+/// Lambda builds: region, credentials and `AWS_ENDPOINT_URL` (emulators) from the variables Lambda
+/// sets, nothing else. The default chains above (profile parsing, STS web identity, ECS, IMDS)
+/// were ~0.4 MB of every function binary and never run in Lambda. Retries, timeouts, the
+/// identity cache and the sleep and time sources are the clients' defaults, as with the chains.
+#[cfg(not(feature = "default-chain"))]
+async fn load(client: Option<SharedHttpClient>) -> SdkConfig {
+    use aws_config::environment::EnvironmentVariableCredentialsProvider;
+    use aws_sdk_dynamodb::config::SharedCredentialsProvider;
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ));
+    config.set_region(
+        var("AWS_REGION")
+            .or_else(|| var("AWS_DEFAULT_REGION"))
+            .map(aws_config::Region::new),
+    );
+    config.set_endpoint_url(var("AWS_ENDPOINT_URL"));
+    config.set_http_client(client);
+    config.build()
 }
 
 #[cfg(test)]

@@ -90,6 +90,16 @@ fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
 
 #[cfg(feature = "aws")]
 async fn open_aws(config: &Config) -> Result<Opened, StartError> {
+    if config.auto_create && !cfg!(feature = "auto-create") {
+        return Err(StartError::Backend {
+            backend: "dynamodb",
+            reason: "MAILROOM_AUTO_CREATE=1 is not available in this build (compiled without \
+                     mailroom-runtime's `auto-create` feature; a deployment creates its resources): \
+                     unset it and set MAILROOM_TABLE, MAILROOM_BUCKET, MAILROOM_QUEUE_URL and \
+                     MAILROOM_KMS_KEY_ID"
+                .into(),
+        });
+    }
     let sdk = mailroom_aws::load_sdk_config().await;
     let settings = AwsSettings {
         table: config.table.clone(),

@@ -2,14 +2,19 @@
 //! dead-letter queue) and KMS key is missing; otherwise only resolves the queue URL and requires
 //! a key id. Safe to run on every start: existing resources are left as they are.
 
+#[cfg(feature = "provision")]
 mod storage;
 
+#[cfg(feature = "provision")]
 use aws_sdk_kms::types::KeyMetadata;
-#[cfg(feature = "sqs")]
+#[cfg(all(feature = "provision", feature = "sqs"))]
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::AwsClients;
-use crate::error::{code, describe};
+#[cfg(feature = "provision")]
+use crate::error::code;
+#[cfg(any(feature = "provision", feature = "sqs"))]
+use crate::error::describe;
 
 /// The names of the AWS resources Mailroom uses.
 #[derive(Debug, Clone)]
@@ -48,6 +53,11 @@ pub enum ProvisionError {
     Key { key: String, reason: String },
     #[error("no KMS key id is configured and auto-create is off")]
     MissingKey,
+    #[error(
+        "auto-create is not available in this build (mailroom-aws without its `provision` \
+         feature): create the table, bucket, queue and key, and configure them"
+    )]
+    NotBuilt,
 }
 
 /// Ensures every resource exists (auto-create) or resolves what the adapters need.
@@ -66,6 +76,22 @@ pub async fn provision(
             kms_key_id,
         });
     }
+    create_missing(clients, settings).await
+}
+
+/// Without the `provision` feature (Lambda builds: the deployment creates the resources) the
+/// creation code is left out of the binary.
+#[cfg(not(feature = "provision"))]
+async fn create_missing(_: &AwsClients, _: &AwsSettings) -> Result<Provisioned, ProvisionError> {
+    Err(ProvisionError::NotBuilt)
+}
+
+/// Creates whatever is missing (auto-create).
+#[cfg(feature = "provision")]
+async fn create_missing(
+    clients: &AwsClients,
+    settings: &AwsSettings,
+) -> Result<Provisioned, ProvisionError> {
     storage::ensure_table(&clients.dynamodb, &settings.table).await?;
     #[cfg(feature = "s3")]
     storage::ensure_bucket(&clients.s3, &settings.bucket).await?;
@@ -82,6 +108,7 @@ pub async fn provision(
 }
 
 /// `alias/mailroom-<table>`, with the characters aliases refuse replaced.
+#[cfg(feature = "provision")]
 fn default_alias(table: &str) -> String {
     let safe: String = table
         .chars()
@@ -102,7 +129,7 @@ async fn queue_url(_: &AwsClients, queue: &str, _create: bool) -> Result<String,
     Ok(queue.to_owned())
 }
 
-#[cfg(not(feature = "sqs"))]
+#[cfg(all(feature = "provision", not(feature = "sqs")))]
 async fn ensure_queue(
     clients: &AwsClients,
     settings: &AwsSettings,
@@ -126,6 +153,8 @@ async fn queue_url(
         queue: queue.to_owned(),
         reason,
     };
+    // Without `provision` the creation below is never reached, and the optimizer leaves it out.
+    let create = create && cfg!(feature = "provision");
     if is_url(queue) {
         return Ok(queue.to_owned());
     }
@@ -156,7 +185,7 @@ async fn queue_url(
         .ok_or_else(|| err("SQS returned no URL".into()))
 }
 
-#[cfg(feature = "sqs")]
+#[cfg(all(feature = "provision", feature = "sqs"))]
 async fn ensure_queue(
     clients: &AwsClients,
     settings: &AwsSettings,
@@ -198,11 +227,13 @@ async fn ensure_queue(
     Ok(url)
 }
 
+#[cfg(feature = "provision")]
 fn key_id(meta: Option<KeyMetadata>) -> Option<String> {
     meta.map(|m| m.key_id)
 }
 
 /// The id of the key behind `alias`, creating key and alias when the alias is missing.
+#[cfg(feature = "provision")]
 async fn ensure_key(clients: &AwsClients, alias: &str) -> Result<String, ProvisionError> {
     let err = |reason: String| ProvisionError::Key {
         key: alias.to_owned(),
@@ -250,7 +281,7 @@ async fn ensure_key(clients: &AwsClients, alias: &str) -> Result<String, Provisi
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "provision"))]
 mod tests {
     use super::*;
 
