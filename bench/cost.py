@@ -109,7 +109,7 @@ def kms_requests(polls, kms, instances, starts_per_day, kms_hit):
 
 
 def monthly(mailboxes, interval_min, messages_per_day, design, kms_hit, kms="shared",
-            instances=8, starts_per_day=24, token_policy="microsoft", token_lifetime=60,
+            instances=8, starts_per_day=24, token_policy=None, token_lifetime=60,
             token_holders=2):
     d = DESIGNS[design]
     polls = mailboxes * (24 * 60 / interval_min) * MONTH_DAYS
@@ -132,7 +132,10 @@ def monthly(mailboxes, interval_min, messages_per_day, design, kms_hit, kms="sha
         "SQS": polls * d["sqs"] * SQS_REQUEST + 650_000 * SQS_REQUEST,
         "S3 (raw mail)": messages * S3_PUT + messages * 12 * 50e-6 * S3_STORAGE_GB,
         "CloudWatch Logs": polls * d["log_bytes"] / 1e9 * LOGS_GB,
-        "Token refreshes": token_refreshes(mailboxes, interval_min, design, token_policy,
+        # The old design stored every refresh; the others keep tokens in memory.
+        "Token refreshes": token_refreshes(mailboxes, interval_min, design,
+                                           token_policy or ("before" if design == "before"
+                                                            else "microsoft"),
                                            token_lifetime, token_holders),
     }
     return polls, rows
@@ -153,8 +156,9 @@ def main():
                    help="shared: one data key per process (today); per-record: the scheme before")
     p.add_argument("--kms-hit", type=float, default=0.0,
                    help="per-record only: share of polls whose data key is still cached (0..1)")
-    p.add_argument("--token-policy", choices=sorted(TOKEN_POLICIES), default="microsoft",
-                   help="refresh policy of the mailboxes' provider (before: the old behaviour)")
+    p.add_argument("--token-policy", choices=sorted(TOKEN_POLICIES), default=None,
+                   help="refresh policy of the mailboxes' provider (default: before for "
+                        "--design before, else microsoft)")
     p.add_argument("--token-lifetime", type=float, default=60,
                    help="access token lifetime in minutes (Microsoft 60-90, Google 60)")
     p.add_argument("--token-holders", type=float, default=2,
