@@ -1,5 +1,6 @@
 //! The event-driven Lambda functions: the scheduler (EventBridge schedule) and the worker (SQS,
-//! reporting partial batch failures so only the messages with a failed job are delivered again).
+//! reporting partial batch failures so only the messages with a failed job are delivered again;
+//! a scheduled poll that waited more than two intervals is dropped, a newer one covers it).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -7,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use mailroom_core::ports::JobMessage;
+use mailroom_core::ports::{Job, JobKind, JobMessage};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -59,10 +60,20 @@ async fn handle_batch(
     let mut batch = Vec::new();
     // The message each job came in (a message carries one job or up to ten).
     let mut message_ids = Vec::new();
+    let now_ms = unix_ms();
+    let stale_after_ms = 2 * services.config.sync_interval.as_millis() as u64;
     for record in event.payload.records {
         let id = record.message_id.clone().unwrap_or_default();
+        let sent_ms = record
+            .attributes
+            .get("SentTimestamp")
+            .and_then(|t| t.parse::<u64>().ok());
         match record.body.as_deref().map(JobMessage::decode) {
             Some(Ok(jobs)) => {
+                let jobs: Vec<Job> = jobs
+                    .into_iter()
+                    .filter(|job| !is_stale(job, sent_ms, now_ms, stale_after_ms))
+                    .collect();
                 message_ids.extend(std::iter::repeat_n(id, jobs.len()));
                 batch.extend(jobs);
             }
@@ -73,6 +84,28 @@ async fn handle_batch(
     }
     let failed = jobs::run(services, engine, &batch, deadline).await;
     failures(&message_ids, &failed)
+}
+
+/// Whether a scheduled poll waited so long (a backlog, an outage) that newer scheduler runs have
+/// enqueued the account again since: it is dropped rather than run twice. Requested syncs and
+/// other jobs never go stale.
+fn is_stale(job: &Job, sent_ms: Option<u64>, now_ms: u64, stale_after_ms: u64) -> bool {
+    let Some(sent_ms) = sent_ms else {
+        return false;
+    };
+    let visible_ms = sent_ms + u64::from(job.delay_seconds) * 1000;
+    let stale = job.kind == JobKind::Sync && now_ms.saturating_sub(visible_ms) > stale_after_ms;
+    if stale {
+        tracing::debug!(account_id = %job.account_id, "dropping a stale scheduled poll");
+    }
+    stale
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The partial batch failure report: each message with a failed job, once (SQS delivers the
@@ -95,10 +128,7 @@ fn failures(message_ids: &[String], failed_jobs: &[usize]) -> SqsBatchResponse {
 
 /// Converts the invocation deadline (Unix milliseconds) into an `Instant`, less a margin.
 fn deadline_of(deadline_ms: u64) -> Instant {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now_ms = unix_ms();
     let left =
         Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(DEADLINE_MARGIN);
     Instant::now() + left
@@ -121,5 +151,38 @@ mod tests {
             .collect();
         assert_eq!(reported, vec!["m1".to_owned(), "m3".to_owned()]);
         assert!(failures(&ids, &[]).batch_item_failures.is_empty());
+    }
+
+    #[test]
+    fn only_scheduled_polls_long_past_their_time_are_stale() {
+        let job = |kind, delay_seconds| Job {
+            account_id: "a1".into(),
+            kind,
+            delay_seconds,
+        };
+        let minute = 60_000;
+        let now = 100 * minute;
+        let limit = 10 * minute;
+        assert!(is_stale(
+            &job(JobKind::Sync, 0),
+            Some(now - 11 * minute),
+            now,
+            limit
+        ));
+        assert!(!is_stale(
+            &job(JobKind::Sync, 0),
+            Some(now - 9 * minute),
+            now,
+            limit
+        ));
+        // Visible only after its delay: counted from then.
+        assert!(!is_stale(
+            &job(JobKind::Sync, 240),
+            Some(now - 13 * minute),
+            now,
+            limit
+        ));
+        assert!(!is_stale(&job(JobKind::SyncNow, 0), Some(0), now, limit));
+        assert!(!is_stale(&job(JobKind::Sync, 0), None, now, limit));
     }
 }
