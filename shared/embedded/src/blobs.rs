@@ -1,5 +1,6 @@
 //! [`DirBlobStore`]: blobs as files under `<root>/blobs/<key>`, written atomically (a temporary
-//! file under `<root>/tmp/`, renamed into place). `put` syncs the file and its folder before it
+//! file under `<root>/tmp/`, renamed into place; a new blob written unsynced goes straight into
+//! place, as nothing refers to it before its batch is durable). `put` syncs the file and its folder before it
 //! answers; `put_unsynced` leaves that to one `make_durable` per batch, which syncs the batch's
 //! files in parallel (an fsync per blob made syncing the bottleneck of a first sync on disk).
 
@@ -72,6 +73,41 @@ impl DirBlobStore {
                 .map_err(|e| unavailable(&format!("cannot create {}", dir.display()), e))?;
         }
         Ok(store)
+    }
+
+    /// Writes a blob that does not exist yet straight into place (no temporary file, no
+    /// rename: a third of an unsynced write's system calls). Nothing refers to a new blob before
+    /// its batch is durable, so a crash mid-write only leaves a file the retried batch replaces
+    /// (through [`DirBlobStore::put_sync`], as the file then exists). `Ok(false)`: it exists.
+    fn put_new(&self, key: &str, body: &[u8]) -> Result<bool, BlobError> {
+        let target = self.blobs.join(key);
+        let create = || {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&target)
+        };
+        let file = match create() {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if let Some(parent) = target.parent() {
+                    fs::create_dir_all(parent)
+                        .map_err(|e| unavailable(&format!("cannot write blob {key}"), e))?;
+                }
+                create()
+            }
+            other => other,
+        };
+        let mut file = match file {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(unavailable(&format!("cannot write blob {key}"), e)),
+        };
+        if let Err(e) = file.write_all(body) {
+            // A partial file must not stay under the key.
+            let _ = fs::remove_file(&target);
+            return Err(unavailable(&format!("cannot write blob {key}"), e));
+        }
+        Ok(true)
     }
 
     /// Writes the blob atomically; with `durable`, its data and folder entry are synced first.
@@ -194,7 +230,10 @@ impl BlobStore for DirBlobStore {
         let write = move |s: &Self| {
             // A poisoned lock only means another write panicked; the files are still fine.
             let _one_at_a_time = s.writer.lock().unwrap_or_else(|e| e.into_inner());
-            s.put_sync(&key, &body, false)
+            match s.put_new(&key, &body)? {
+                true => Ok(()),
+                false => s.put_sync(&key, &body, false),
+            }
         };
         if inline {
             // Into the page cache only: shorter than handing it to a blocking thread and back
@@ -267,6 +306,14 @@ mod tests {
             let got = store.get(key).await.expect("get").expect("stored");
             assert_eq!(got, Bytes::from(format!("message {i}")));
         }
+        // A blob written again (a retried batch) is replaced whole.
+        store
+            .put_unsynced(&keys[0], Bytes::from_static(b"again"))
+            .await
+            .expect("put again");
+        store.make_durable(&keys[..1]).await.expect("durable");
+        let got = store.get(&keys[0]).await.expect("get").expect("stored");
+        assert_eq!(got, Bytes::from_static(b"again"));
         // Nothing is left behind in the temporary folder.
         assert_eq!(
             fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),

@@ -2,6 +2,8 @@
 //! the messages API shows. A message that does not parse is still stored raw; the parser only
 //! decides what can be said about it.
 
+use std::sync::LazyLock;
+
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
 use mailroom_core::domain::AttachmentInfo;
 
@@ -12,6 +14,16 @@ const MAX_REFERENCES: usize = 50;
 const MAX_ATTACHMENTS: usize = 100;
 const MAX_HEADER_CHARS: usize = 998;
 const SNIPPET_CHARS: usize = 200;
+
+/// The parser for the metadata fields: only the headers the record keeps (and the MIME headers
+/// the parts need) are parsed; the others (Received chains, DKIM…) are skipped, which was a
+/// visible share of a full sync's CPU. Built once.
+static FIELDS_PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+    MessageParser::new()
+        .with_minimal_headers()
+        .with_message_ids()
+        .default_header_ignore()
+});
 
 /// What the metadata record says about a message's content.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,7 +91,7 @@ fn id_list(value: &HeaderValue<'_>, max: usize) -> Vec<String> {
 
 /// Reads the metadata fields of a raw message; `parsed` is false when no header could be read.
 pub fn parse_fields(raw: &[u8]) -> ParsedFields {
-    let Some(message) = MessageParser::default().parse(raw) else {
+    let Some(message) = FIELDS_PARSER.parse(raw) else {
         return ParsedFields::default();
     };
     // mail-parser reads almost anything; a message counts as parsed when at least one header
