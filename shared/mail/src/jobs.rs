@@ -61,7 +61,8 @@ pub struct ScheduleReport {
 /// `next_sync_at` or took them out of the index when their state changed). Two overlapping
 /// runs, or a job still queued from the previous run, can give an account two jobs: the worker
 /// checks read-only first and skips an account it is already syncing, so a duplicate costs one
-/// read-only check, never a second sync.
+/// read-only check, never a second sync; and the Lambda worker drops a scheduled poll that
+/// waited more than two intervals (a backlog), so duplicates do not pile up.
 pub async fn schedule_due(
     repo: &Repository,
     queue: &dyn JobQueue,
