@@ -286,6 +286,27 @@ async fn backfill_limit_keeps_the_newest_messages_and_missing_folders_are_skippe
         .collect();
     let expected: HashSet<_> = (18..30).map(|i| format!("limit {i}")).collect();
     assert_eq!(subjects, expected);
+
+    // Polls after that write nothing: the missing folder is skipped by the read-only check
+    // (it takes no lease on every poll).
+    let counters = Arc::new(Counters::default());
+    let counted = mbox.engine_over(
+        Arc::new(Counting {
+            inner: mbox.app.services.repo.store().clone(),
+            counters: counters.clone(),
+        }),
+        settings(5),
+        None,
+    );
+    let report = synced(
+        counted
+            .sync_account(&mbox.account_id, deadline())
+            .await
+            .expect("sync"),
+    );
+    assert!(report.folders.iter().all(|f| f.unchanged));
+    let counts = counters.snapshot();
+    assert_eq!(counts.store_writes, 0, "{counts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

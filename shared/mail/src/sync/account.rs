@@ -127,23 +127,26 @@ impl SyncEngine {
             tracing::info!(account_id, "another worker is syncing this account");
             return Ok(SyncOutcome::Busy);
         }
-        // A check that found nothing new on a healthy account writes nothing at all.
-        let recorded = if lease.is_some()
-            || requested
-            || needs_record(&account, &result, &self.settings, now_unix())
-        {
-            self.record(account_id, &result).await
-        } else {
-            Ok(())
-        };
+        // Whether the run stored anything (only a run under the lease can: it fetched mail or
+        // moved a cursor). A check that found nothing new on a healthy account writes nothing.
+        let stored = lease.is_some()
+            && result.as_ref().map_or(true, |r| {
+                !r.complete || r.folders.iter().any(|f| !f.unchanged)
+            });
+        let recorded =
+            if stored || requested || needs_record(&account, &result, &self.settings, now_unix()) {
+                self.record(account_id, &result).await
+            } else {
+                Ok(())
+            };
         if let Some(lease) = &lease
             && let Err(e) = self.repo.release_lease(lease).await
         {
             tracing::warn!(account_id, error = %e, "could not release the sync lease; it expires on its own");
         }
         recorded?;
-        // Only a run that held the lease wrote cursors or messages that a delete could miss.
-        if lease.is_some() && self.repo.get_account(account_id).await?.is_none() {
+        // Only a run that stored something wrote cursors or messages that a delete could miss.
+        if stored && self.repo.get_account(account_id).await?.is_none() {
             // Deleted while this run synced (a DELETE does not wait for a running sync): what the
             // run wrote after the delete cleared the account would be left behind; remove it.
             self.forget(account_id).await?;

@@ -69,10 +69,14 @@ impl SyncEngine {
     ) -> Result<(HashMap<String, FolderCursor>, bool), SyncError> {
         let mut proved = HashMap::new();
         for folder in folders {
-            // A folder never synced needs its first sync.
-            let Some(cursor) = cursors.get(folder) else {
+            let cursor = cursors.get(folder);
+            // A first sync goes straight to the lease (no STATUS before its SELECT). A folder
+            // without a cursor on an account synced before (added to `sync_folders`, or
+            // configured but missing on the server) is asked STATUS first, so a missing one is
+            // skipped here instead of taking the lease on every poll.
+            if cursor.is_none() && cursors.is_empty() {
                 return Ok((proved, false));
-            };
+            }
             let status = match session.status(folder).await {
                 Ok(status) => status,
                 // Skipped here as in the folder sync: a configured folder deleted on the server.
@@ -82,9 +86,9 @@ impl SyncEngine {
                 }
                 Err(e) => return Err(e.into()),
             };
-            if !unchanged(cursor, &status) {
+            let Some(cursor) = cursor.filter(|c| unchanged(c, &status)) else {
                 return Ok((proved, false));
-            }
+            };
             proved.insert(folder.clone(), cursor.clone());
         }
         Ok((proved, true))
