@@ -368,7 +368,14 @@ fn the_worker_consumes_the_queue_and_the_scheduler_runs_on_the_interval() {
     assert!(refs(&m["EventSourceArn"]).contains("SyncQueue"));
     assert!(list(&m["FunctionResponseTypes"]).contains(&"ReportBatchItemFailures".into()));
     assert!(refs(&m["ScalingConfig"]["MaximumConcurrency"]).contains("SyncWorkerConcurrency"));
+    assert!(refs(&m["MaximumBatchingWindowInSeconds"]).contains("SyncWorkerBatchingWindow"));
     let w = &r[worker.as_str()]["Properties"];
+    // Syncs at once per invocation are their own knob, not the SQS batch size (a message
+    // carries up to ten jobs).
+    assert!(
+        refs(&w["Environment"]["Variables"]["MAILROOM_WORKER_CONCURRENCY"])
+            .contains("SyncWorkerParallelSyncs")
+    );
     assert!(refs(&w["ReservedConcurrentExecutions"]).contains("SyncWorkerConcurrency"));
     let timeout = w["Timeout"].as_u64().expect("timeout");
     assert!(

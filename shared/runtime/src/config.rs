@@ -279,7 +279,8 @@ impl Config {
                 Some(4),
             )?
             .unwrap_or(4)
-            .clamp(1, 64) as usize,
+            // One sync is one IMAP session mostly waiting on the network: Lambda runs dozens.
+            .clamp(1, 200) as usize,
             in_lambda,
         };
         config.check_backend()?;
