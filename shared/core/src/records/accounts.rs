@@ -53,7 +53,7 @@ impl Repository {
         Ok(item)
     }
 
-    async fn account_from_item(&self, item: &Item) -> Result<Account, RecordError> {
+    pub(super) async fn account_from_item(&self, item: &Item) -> Result<Account, RecordError> {
         let id: String = field(item, "id")?;
         let ctx = context(&id);
         let access_token = self

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::codec::corrupt;
 use super::keys::{account_pk, hex_encode};
 use super::repository::{RecordError, Repository};
-use crate::domain::FolderCursor;
+use crate::domain::{Account, FolderCursor};
 use crate::ports::{Condition, Item, ItemKey, QueryRange, StoreError};
 
 const PREFIX: &str = "FOLDER#";
@@ -51,6 +51,40 @@ impl Repository {
         account_id: &str,
     ) -> Result<Vec<FolderCursor>, RecordError> {
         self.read_cursors(account_id, false).await
+    }
+
+    /// An account and its folder cursors from ONE eventually consistent query of the account's
+    /// partition (its item, cursors and leases; messages live elsewhere), for the sync worker's
+    /// read-only check: one request billed on the items' total size instead of two. `None` when
+    /// the account does not exist.
+    pub async fn account_with_cursors_stale(
+        &self,
+        account_id: &str,
+    ) -> Result<Option<(Account, Vec<FolderCursor>)>, RecordError> {
+        let pk = account_pk(account_id);
+        let account_sk = super::keys::account(account_id).sk;
+        let (mut account, mut cursors) = (None, Vec::new());
+        let mut start_after = None;
+        loop {
+            let range = QueryRange {
+                sk_prefix: String::new(),
+                start_after,
+                descending: false,
+                limit: 100,
+            };
+            let page = self.store.query_stale(&pk, range).await?;
+            for item in &page.items {
+                if item.key.sk == account_sk {
+                    account = Some(self.account_from_item(item).await?);
+                } else if item.key.sk.starts_with(PREFIX) {
+                    cursors.push(cursor_from_item(item)?);
+                }
+            }
+            match page.next {
+                Some(next) => start_after = Some(next),
+                None => return Ok(account.map(|a| (a, cursors))),
+            }
+        }
     }
 
     async fn read_cursors(

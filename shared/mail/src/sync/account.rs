@@ -3,7 +3,7 @@
 //! outcome when it changes the account: success clears errors, throttling parks the account, a
 //! login refused after a refresh sets `reauth_required`, other failures count toward `degraded`.
 
-use mailroom_core::domain::{Account, AccountStatus, MailEndpoint};
+use mailroom_core::domain::{Account, AccountStatus, FolderCursor, MailEndpoint};
 use mailroom_core::ports::{AccessGrant, TokenError};
 use mailroom_core::records::Lease;
 use mailroom_core::time::now_unix;
@@ -93,10 +93,14 @@ impl SyncEngine {
         // A poll reads eventually consistent (half the price): the check writes nothing on its
         // strength; the outcome write re-reads the account, the lease path re-reads the cursors.
         // A requested sync reads consistently (it may follow the account's creation at once).
-        let account = if requested {
-            self.repo.get_account(account_id).await?
+        // A poll reads the account and its cursors in one query of the account's partition.
+        let (account, mut known_cursors) = if requested {
+            (self.repo.get_account(account_id).await?, None)
         } else {
-            self.repo.get_account_stale(account_id).await?
+            match self.repo.account_with_cursors_stale(account_id).await? {
+                Some((account, cursors)) => (Some(account), Some(cursors)),
+                None => (None, None),
+            }
         };
         let Some(account) = account else {
             return Ok(SyncOutcome::Skipped("the account does not exist".into()));
@@ -121,7 +125,12 @@ impl SyncEngine {
         let lease_end = Instant::now() + held_for.saturating_sub(LEASE_MARGIN.min(held_for / 4));
         let mut lease = None;
         let result = self
-            .run(&account, deadline.min(lease_end), &mut lease)
+            .run(
+                &account,
+                deadline.min(lease_end),
+                &mut lease,
+                &mut known_cursors,
+            )
             .await;
         if matches!(result, Err(SyncError::Busy)) {
             tracing::info!(account_id, "another worker is syncing this account");
@@ -202,13 +211,14 @@ impl SyncEngine {
         account: &Account,
         deadline: Instant,
         lease: &mut Option<Lease>,
+        known_cursors: &mut Option<Vec<FolderCursor>>,
     ) -> Result<SyncReport, SyncError> {
         let endpoint = self.imap_endpoint(&account.provider_id).await?;
         let mut forced = false;
         loop {
             let grant = self.tokens.access_token(&account.id, forced).await?;
             match self
-                .with_session(&endpoint, &grant, account, deadline, lease)
+                .with_session(&endpoint, &grant, account, deadline, lease, known_cursors)
                 .await
             {
                 // The server refused the token (or it expired mid-session): refresh it once.
@@ -232,13 +242,14 @@ impl SyncEngine {
         account: &Account,
         deadline: Instant,
         lease: &mut Option<Lease>,
+        known_cursors: &mut Option<Vec<FolderCursor>>,
     ) -> Result<SyncReport, SyncError> {
         let mut session = self
             .connector
             .open_session(endpoint, &grant.email, &grant.access_token)
             .await?;
         let result = self
-            .sync_folders(&mut session, account, deadline, lease)
+            .sync_folders(&mut session, account, deadline, lease, known_cursors.take())
             .await;
         session.logout().await;
         result
@@ -252,7 +263,7 @@ impl SyncEngine {
         &self,
         session: &mut ImapSession,
         account: &Account,
-        cursors: &std::collections::HashMap<String, mailroom_core::domain::FolderCursor>,
+        cursors: &std::collections::HashMap<String, FolderCursor>,
     ) -> Result<Vec<String>, SyncError> {
         session.hint_condstore(cursors.values().any(|c| c.highest_modseq.is_some()));
         let configured: Vec<String> = account

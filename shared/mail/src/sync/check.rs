@@ -100,11 +100,18 @@ impl SyncEngine {
         account: &Account,
         deadline: Instant,
         lease: &mut Option<Lease>,
+        known_cursors: Option<Vec<FolderCursor>>,
     ) -> Result<SyncReport, SyncError> {
         // No ENABLE CONDSTORE: `STATUS (... HIGHESTMODSEQ)` and `SELECT folder (CONDSTORE)`, the
         // only commands that need it, each turn CONDSTORE on themselves (RFC 7162 §3.1), so a
         // sync with nothing new costs one command less.
-        let cursors = self.cursors(&account.id, lease.is_some()).await?;
+        // Cursors read with the account (one query) serve the read-only check as they are.
+        let cursors = match known_cursors {
+            Some(known) if lease.is_none() => {
+                known.into_iter().map(|c| (c.folder.clone(), c)).collect()
+            }
+            _ => self.cursors(&account.id, lease.is_some()).await?,
+        };
         let folders = self.folders(session, account, &cursors).await?;
         let mut proved = HashMap::new();
         if lease.is_none() {
