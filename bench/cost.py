@@ -45,7 +45,7 @@ DESIGNS = {
     # REPORT lines (~400 bytes an invocation).
     "current": dict(wru=0, rru=0.5 + 120 / 4096 / 2, touch_wru_day=8,
                     sqs=0.01 + 0.025 + 0.025, jobs_per_invocation=40, concurrency=50,
-                    memory_gb=0.5, wall_s=0.5, log_bytes=10),
+                    memory_gb=0.25, wall_s=0.5, log_bytes=10),
     # COST.md's target: as today, plus 20 syncs at once per invocation at 256 MB (needs the
     # worker's concurrency raised: SyncWorkerBatchSize caps it at 10 today).
     "target": dict(wru=0, rru=0.5 + 120 / 4096 / 2, touch_wru_day=8,
