@@ -1,5 +1,5 @@
-//! One FETCH batch: every message's raw source goes to the blob store as it arrives (a bounded
-//! number of uploads in flight, so memory stays flat; written with `put_unsynced`), then the
+//! One FETCH batch: raw sources go to the blob store as they arrive, a few per upload task (a
+//! bounded number in flight, so memory stays flat; written with `put_unsynced`), then the
 //! batch's blobs are made durable at once (`make_durable`: one parallel sync per batch on a
 //! local disk instead of an fsync per message), then its metadata is written in one
 //! `put_many`, and only then the folder cursor. Writes are keyed on (account, folder,
@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use mailroom_core::domain::{FolderCursor, MessageMeta};
 use mailroom_core::ports::{BlobError, BlobStore};
 use mailroom_core::records::{MessageKey, Repository};
@@ -129,9 +130,9 @@ pub(crate) struct FetchedBatch {
     replaced: Vec<MessageKey>,
     /// Gmail messages stored here first (X-GM-MSGID → where).
     gmail_copies: Vec<(u64, MessageKey)>,
-    /// Per-message tasks: parse, hash and write the raw source; each gives back the message's
-    /// metadata when it was not known before the upload.
-    uploads: JoinSet<Result<Option<MessageMeta>, BlobError>>,
+    /// Upload tasks: parse, hash and write raw sources; each gives back the metadata of the
+    /// messages whose metadata was not known before the upload.
+    uploads: JoinSet<Result<Vec<MessageMeta>, BlobError>>,
     blobs: Arc<dyn BlobStore>,
     /// Blob keys written by this batch, made durable before its metadata.
     written: Vec<String>,
@@ -166,6 +167,56 @@ impl FetchedBatch {
     }
 }
 
+/// New messages are handed to upload tasks a few at a time: a task per message cost a thread
+/// wake-up per message (a quarter of a full sync's CPU); a few per task keep the reader and the
+/// tasks on both cores with far fewer hand-offs. Bounded in bytes too, so memory stays flat.
+const CHUNK_MESSAGES: usize = 8;
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Messages waiting to be handed to an upload task: (message, raw source, blob key).
+#[derive(Default)]
+struct Chunk {
+    messages: Vec<(FetchedMessage, Bytes, String)>,
+    bytes: usize,
+}
+
+impl Chunk {
+    fn full(&self) -> bool {
+        self.messages.len() >= CHUNK_MESSAGES || self.bytes >= CHUNK_BYTES
+    }
+
+    /// Starts a task that parses, hashes and writes the chunk's messages in order.
+    async fn flush(
+        &mut self,
+        batch: &mut FetchedBatch,
+        permits: &Arc<Semaphore>,
+        meta_target: &Arc<MetaTarget>,
+    ) -> Result<(), SyncError> {
+        if self.messages.is_empty() {
+            return Ok(());
+        }
+        let messages = std::mem::take(&mut self.messages);
+        self.bytes = 0;
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| SyncError::Internal("the upload limiter closed".into()))?;
+        let (blobs, meta_target) = (batch.blobs.clone(), meta_target.clone());
+        batch.uploads.spawn(async move {
+            let mut metas = Vec::with_capacity(messages.len());
+            for (m, body, blob_key) in messages {
+                let meta = to_meta(&meta_target, &m, &body, blob_key);
+                blobs.put_unsynced(&meta.blob_key, body).await?;
+                metas.push(meta);
+            }
+            drop(permit);
+            Ok(metas)
+        });
+        Ok(())
+    }
+}
+
 /// Fetches `set`: every message whose UID passes `wanted` starts uploading as it arrives (at
 /// most `max_in_flight` at once); its metadata is kept for [`FetchedBatch::commit`].
 pub(crate) async fn fetch_batch(
@@ -191,6 +242,7 @@ pub(crate) async fn fetch_batch(
         uid_validity: target.uid_validity,
         now: target.now,
     });
+    let mut chunk = Chunk::default();
     let mut set = set.to_owned();
     if session.gmail() {
         match reuse_gmail_copies(session, target, &set, &wanted, &mut batch).await? {
@@ -229,24 +281,22 @@ pub(crate) async fn fetch_batch(
         if let Some(id) = m.gmail_msgid {
             batch.gmail_copies.push((id, key.clone()));
         }
-        let permit = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| SyncError::Internal("the upload limiter closed".into()))?;
         if reconcile.is_empty() {
-            // The usual case: parsing, hashing and writing run in the message's own task, on
-            // the other core, while this one keeps reading the FETCH response.
+            // The usual case: parsing, hashing and writing run in upload tasks, on the other
+            // core, while this one keeps reading the FETCH response.
             batch.result.new += 1;
             batch.written.push(fresh_blob_key.clone());
-            let (blobs, meta_target) = (target.blobs.clone(), meta_target.clone());
-            batch.uploads.spawn(async move {
-                let meta = to_meta(&meta_target, &m, &body, fresh_blob_key);
-                let out = blobs.put_unsynced(&meta.blob_key, body).await;
-                drop(permit);
-                out.map(|()| Some(meta))
-            });
+            chunk.bytes += body.len();
+            chunk.messages.push((m, body, fresh_blob_key));
+            if chunk.full() {
+                chunk.flush(&mut batch, &permits, &meta_target).await?;
+            }
         } else {
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| SyncError::Internal("the upload limiter closed".into()))?;
             let mut meta = to_meta(&meta_target, &m, &body, fresh_blob_key);
             let sha = meta.content_sha256.clone().unwrap_or_default();
             match reconcile.remove(&match_key(
@@ -270,7 +320,7 @@ pub(crate) async fn fetch_batch(
                     batch.uploads.spawn(async move {
                         let out = blobs.put_unsynced(&blob_key, body).await;
                         drop(permit);
-                        out.map(|()| None)
+                        out.map(|()| Vec::new())
                     });
                 }
             }
@@ -283,6 +333,7 @@ pub(crate) async fn fetch_batch(
             batch.metas.extend(meta);
         }
     }
+    chunk.flush(&mut batch, &permits, &meta_target).await?;
     Ok(batch)
 }
 
