@@ -1,7 +1,8 @@
 //! What a deployment must provide for these adapters: the table's schema and the IAM actions of
 //! every AWS call they make, with the resource each is made on. The infra template is checked
 //! against these (tests/tests/infra_template.rs); a test here reads the adapters' sources and
-//! fails when an SDK call is missing from [`CALLS`], so the list cannot fall behind the code.
+//! fails when an SDK call (or an S3 `Operation` of the own S3 client) is missing from [`CALLS`],
+//! so the list cannot fall behind the code.
 
 use crate::dynamo::{GSI1, GSI1PK, GSI1SK, PK, SK, TTL};
 
@@ -63,7 +64,8 @@ pub enum Resource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Call {
     pub adapter: Adapter,
-    /// The SDK client's method (`client.get_item()`).
+    /// The SDK client's method (`client.get_item()`); for S3, the own client's
+    /// `Operation::ListObjectsV2` in snake case (`list_objects_v2`).
     pub operation: &'static str,
     /// The IAM actions it needs.
     pub actions: &'static [&'static str],
@@ -85,7 +87,7 @@ const fn call(
     }
 }
 
-/// Every SDK call the adapters make while serving (not provisioning).
+/// Every AWS call the adapters make while serving (not provisioning).
 pub const CALLS: &[Call] = &[
     call(
         Adapter::Store,
@@ -197,137 +199,4 @@ pub fn actions(adapter: Adapter, resource: Resource) -> Vec<&'static str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeSet;
-
-    /// The adapters' sources, each with the adapter whose calls it makes (`None`: provisioning).
-    const SOURCES: &[(&str, Option<Adapter>, &str)] = &[
-        (
-            "dynamo/mod.rs",
-            Some(Adapter::Store),
-            include_str!("dynamo/mod.rs"),
-        ),
-        (
-            "dynamo/read.rs",
-            Some(Adapter::Store),
-            include_str!("dynamo/read.rs"),
-        ),
-        (
-            "dynamo/batch.rs",
-            Some(Adapter::Store),
-            include_str!("dynamo/batch.rs"),
-        ),
-        (
-            "dynamo/transact.rs",
-            Some(Adapter::Store),
-            include_str!("dynamo/transact.rs"),
-        ),
-        (
-            "dynamo/expr.rs",
-            Some(Adapter::Store),
-            include_str!("dynamo/expr.rs"),
-        ),
-        (
-            "dynamo/convert.rs",
-            Some(Adapter::Store),
-            include_str!("dynamo/convert.rs"),
-        ),
-        ("kms.rs", Some(Adapter::Keys), include_str!("kms.rs")),
-        ("s3.rs", Some(Adapter::Blobs), include_str!("s3.rs")),
-        ("sqs.rs", Some(Adapter::Queue), include_str!("sqs.rs")),
-        ("lib.rs", None, include_str!("lib.rs")),
-        ("provision/mod.rs", None, include_str!("provision/mod.rs")),
-        (
-            "provision/storage.rs",
-            None,
-            include_str!("provision/storage.rs"),
-        ),
-    ];
-
-    /// Client methods that are not AWS operations.
-    const NOT_OPERATIONS: &[&str] = &["config", "clone"];
-
-    /// The operations called on an SDK client in `source`: `client.<op>()`, `clients.<svc>.<op>()`,
-    /// `self.client.<op>()`, across line breaks.
-    fn operations(source: &str) -> BTreeSet<String> {
-        let compact: String = source.chars().filter(|c| !c.is_whitespace()).collect();
-        let mut compact = compact;
-        for service in ["dynamodb", "kms", "s3", "sqs"] {
-            compact = compact.replace(&format!("clients.{service}."), "client.");
-        }
-        let mut found = BTreeSet::new();
-        for (at, _) in compact.match_indices("client.") {
-            let rest = &compact[at + "client.".len()..];
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
-                .collect();
-            if !name.is_empty()
-                && rest[name.len()..].starts_with("()")
-                && !NOT_OPERATIONS.contains(&name.as_str())
-            {
-                found.insert(name);
-            }
-        }
-        found
-    }
-
-    #[test]
-    fn every_sdk_call_in_the_adapters_is_listed_and_every_listed_call_is_made() {
-        let mut made = BTreeSet::new();
-        for (file, adapter, source) in SOURCES {
-            for op in operations(source) {
-                match adapter {
-                    Some(adapter) => assert!(
-                        CALLS
-                            .iter()
-                            .any(|c| c.adapter == *adapter && c.operation == op),
-                        "{file} calls `{op}`: add it to deployment::CALLS with its IAM actions \
-                         (and grant them in infra/template.yaml)"
-                    ),
-                    None => assert!(
-                        PROVISIONING_OPERATIONS.contains(&op.as_str())
-                            || CALLS.iter().any(|c| c.operation == op),
-                        "{file} calls `{op}`: list it in deployment::PROVISIONING_OPERATIONS \
-                         or CALLS"
-                    ),
-                }
-                made.insert(op);
-            }
-        }
-        for c in CALLS {
-            assert!(
-                made.contains(c.operation),
-                "deployment::CALLS lists `{}`, which no adapter calls any more",
-                c.operation
-            );
-        }
-    }
-
-    #[test]
-    fn the_scanner_sees_calls_across_lines_and_through_the_clients_struct() {
-        let source = "self\n    .client\n    .get_item()\n .table_name(t);\n\
-                      clients\n.kms\n.create_key()\n client.config().region()";
-        let found: Vec<String> = operations(source).into_iter().collect();
-        assert_eq!(found, ["create_key", "get_item"]);
-    }
-
-    #[test]
-    fn actions_per_resource_follow_the_calls() {
-        assert_eq!(actions(Adapter::Store, Resource::Index), ["dynamodb:Query"]);
-        assert_eq!(
-            actions(Adapter::Store, Resource::Table),
-            [
-                "dynamodb:BatchWriteItem",
-                "dynamodb:DeleteItem",
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:Query"
-            ]
-        );
-        assert_eq!(actions(Adapter::Queue, Resource::Key), Vec::<&str>::new());
-        assert_eq!(TABLE.pk, "pk");
-        assert_eq!(TABLE.index, "gsi1");
-    }
-}
+mod tests;

@@ -17,7 +17,7 @@ pub use dynamo::{DynamoStore, GSI1};
 pub use kms::KmsKeys;
 pub use provision::{AwsSettings, ProvisionError, Provisioned};
 #[cfg(feature = "s3")]
-pub use s3::S3Blobs;
+pub use s3::{Operation as S3Operation, S3Blobs, S3Client, S3Error};
 #[cfg(feature = "sqs")]
 pub use sqs::SqsQueue;
 
@@ -26,11 +26,11 @@ use aws_sdk_dynamodb::config::SharedHttpClient;
 
 /// The roots AWS service endpoints chain to (Amazon Trust Services: Amazon Root CA 1–4, and
 /// Starfield Services Root G2 which cross-signs them), the trust AWS documents for its SDKs.
-const AMAZON_ROOTS: &[u8] = include_bytes!("amazon_roots.pem");
+pub(crate) const AMAZON_ROOTS: &[u8] = include_bytes!("amazon_roots.pem");
 
 /// Loads the SDK configuration from the environment (credentials, region, and
 /// `AWS_ENDPOINT_URL` for local servers such as moto). Against AWS itself the SDK's HTTPS client
-/// trusts only Amazon's roots: five certificates instead of reading and parsing the system's
+/// (and the S3 client's, see `s3/endpoint.rs`) trusts only Amazon's roots: five certificates instead of reading and parsing the system's
 /// whole store, which was half of every function's init. With a custom endpoint (an emulator,
 /// perhaps behind another CA) the system's roots are used as before.
 pub async fn load_sdk_config() -> SdkConfig {
@@ -120,8 +120,9 @@ mod tests {
 pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub kms: aws_sdk_kms::Client,
+    /// Mailroom's own S3 client (not the SDK's: see `s3/mod.rs`).
     #[cfg(feature = "s3")]
-    pub s3: aws_sdk_s3::Client,
+    pub s3: S3Client,
     #[cfg(feature = "sqs")]
     pub sqs: aws_sdk_sqs::Client,
 }
@@ -133,11 +134,7 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             kms: aws_sdk_kms::Client::new(config),
             #[cfg(feature = "s3")]
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(config)
-                    .force_path_style(s3_force_path_style)
-                    .build(),
-            ),
+            s3: S3Client::new(config, s3_force_path_style),
             #[cfg(feature = "sqs")]
             sqs: aws_sdk_sqs::Client::new(config),
         }

@@ -8,7 +8,12 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 #[cfg(feature = "s3")]
-use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+use bytes::Bytes;
+#[cfg(feature = "s3")]
+use reqwest::Method;
+
+#[cfg(feature = "s3")]
+use crate::s3::{Operation, Request, S3Client, create_bucket_body};
 
 use super::ProvisionError;
 use crate::dynamo::{GSI1, GSI1PK, GSI1SK, PK, SK, TTL};
@@ -132,43 +137,36 @@ pub(super) async fn ensure_table(
 
 /// Creates the bucket when missing (in the client's region).
 #[cfg(feature = "s3")]
-pub(super) async fn ensure_bucket(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-) -> Result<(), ProvisionError> {
+pub(super) async fn ensure_bucket(client: &S3Client, bucket: &str) -> Result<(), ProvisionError> {
     let err = |reason: String| ProvisionError::Bucket {
         bucket: bucket.to_owned(),
         reason,
     };
-    match client.head_bucket().bucket(bucket).send().await {
+    match client
+        .send(Request::new(Operation::HeadBucket, Method::HEAD, bucket))
+        .await
+    {
         Ok(_) => return Ok(()),
-        Err(e) if !e.as_service_error().is_some_and(|s| s.is_not_found()) => {
-            return Err(err(describe(&e)));
-        }
+        Err(e) if e.status() != Some(404) => return Err(err(e.to_string())),
         Err(_) => {}
     }
-    let mut request = client.create_bucket().bucket(bucket);
+    let mut request = Request::new(Operation::CreateBucket, Method::PUT, bucket);
     // us-east-1 is the default location and refuses an explicit constraint.
-    if let Some(region) = client.config().region().map(|r| r.as_ref().to_owned())
+    if let Some(region) = client.region()
         && region != "us-east-1"
     {
-        request = request.create_bucket_configuration(
-            CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::from(region.as_str()))
-                .build(),
+        request = request.body(
+            Some("application/xml"),
+            Bytes::from(create_bucket_body(region)),
         );
     }
-    match request.send().await {
+    match client.send(request).await {
         Ok(_) => {
             tracing::info!(bucket, "created the S3 bucket");
             Ok(())
         }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_bucket_already_owned_by_you()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(err(describe(&e))),
+        // Created by a concurrent start: fine.
+        Err(e) if e.code() == Some("BucketAlreadyOwnedByYou") => Ok(()),
+        Err(e) => Err(err(e.to_string())),
     }
 }
