@@ -8,7 +8,8 @@
 //! bench-sync [messages] [phases]` (default 10,000 messages; phases a comma list of `fill`,
 //! `raw`, `sync`, default `raw,sync`; the mailbox is always filled first). `MAILROOM_BENCH_BATCH`
 //! and `MAILROOM_BENCH_IN_FLIGHT` override the batch size and blob uploads in flight;
-//! `MAILROOM_BENCH_JSON=1` adds one JSON line per phase (for `bench/sync-peers.sh`).
+//! `MAILROOM_BENCH_JSON=1` adds one JSON line per phase (for `bench/sync-peers.sh`);
+//! `MAILROOM_BENCH_RUNTIME=current` runs on a current-thread runtime.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -178,8 +179,21 @@ fn report(phase: &str, messages: u64, bytes: u64, elapsed: Duration, peak_kb: u6
     );
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
+/// `MAILROOM_BENCH_RUNTIME=current` runs everything on one thread (a current-thread runtime:
+/// no wake-ups of other workers, no parallel parsing); the default is tokio's multi-thread one.
+fn main() -> Result<(), BoxError> {
+    let runtime = match std::env::var("MAILROOM_BENCH_RUNTIME").as_deref() {
+        Ok("current") => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(run())
+}
+
+async fn run() -> Result<(), BoxError> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let count: usize = std::env::args()
         .nth(1)
