@@ -70,10 +70,9 @@ async fn s3_blobs() {
     let store: Arc<dyn BlobStore> = Arc::new(moto.backends.blobs.clone());
     blobs::blob_round_trip(store.clone()).await;
     blobs::blob_delete_prefix(store).await;
-    // What S3 holds, listed with the SDK directly.
-    let listed = moto
-        .clients
-        .s3
+    // What S3 holds, listed with the SDK's client directly.
+    let sdk = backends::sdk_s3(&moto.config);
+    let listed = sdk
         .list_objects_v2()
         .bucket(&moto.settings.bucket)
         .send()
@@ -90,9 +89,7 @@ async fn s3_blobs() {
             "d/acct2/INBOX/1.eml"
         ]
     );
-    let raw = moto
-        .clients
-        .s3
+    let raw = sdk
         .get_object()
         .bucket(&moto.settings.bucket)
         .key("d/acct2/INBOX/1.eml")
@@ -232,8 +229,7 @@ async fn provisioning_is_idempotent() {
         .time_to_live_description
         .unwrap();
     assert_eq!(ttl.attribute_name(), Some("ttl"));
-    clients
-        .s3
+    backends::sdk_s3(&moto.config)
         .head_bucket()
         .bucket(&moto.settings.bucket)
         .send()

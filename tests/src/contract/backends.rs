@@ -34,6 +34,16 @@ pub async fn moto_sdk_config() -> SdkConfig {
         .await
 }
 
+/// The SDK's own S3 client on moto (path-style): an independent view of what the bucket holds,
+/// next to Mailroom's S3 client (which only the adapters use).
+pub fn sdk_s3(config: &SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
 /// A name no other test (or test run) uses: lower-case, valid for tables, buckets and queues.
 pub fn unique_name(purpose: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
