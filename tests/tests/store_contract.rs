@@ -57,11 +57,14 @@ async fn directory_blobs() {
     let store: Arc<dyn BlobStore> = Arc::new(DirBlobStore::open(dir.path()).unwrap());
     blobs::blob_round_trip(store.clone()).await;
     blobs::blob_delete_prefix(store).await;
-    // Atomic writes leave no temporary files behind.
+    // Blobs are packed, a pack per key folder still holding blobs (acct1/INBOX, acct1/Sent,
+    // d/acct10/INBOX, d/acct2/INBOX); the deleted folders' packs are gone, and nothing is
+    // written in the one-file-per-blob layout.
     assert_eq!(
-        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
-        0
+        std::fs::read_dir(dir.path().join("packs")).unwrap().count(),
+        4
     );
+    assert!(!dir.path().join("blobs").exists());
 }
 
 #[tokio::test]
