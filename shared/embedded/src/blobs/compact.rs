@@ -41,7 +41,7 @@ impl Packs {
             {
                 let mut blobs = txn.open_table(BLOBS).map_err(db_err)?;
                 let mut live = txn.open_table(PACKS).map_err(db_err)?;
-                let mut copied = 0;
+                let mut copied = (0, 0);
                 for ((key, old), new) in moving.iter().zip(moved) {
                     // A blob rewritten or deleted meanwhile keeps its newer state.
                     let still = blobs
@@ -50,10 +50,10 @@ impl Packs {
                         .is_some_and(|row| Location::from_row(row.value()) == *old);
                     if still {
                         blobs.insert(key.as_str(), new.row()).map_err(db_err)?;
-                        copied += new.len;
+                        copied = (copied.0 + new.len, copied.1 + 1);
                     }
                 }
-                live.insert(id, 0).map_err(db_err)?;
+                live.insert(id, (0, 0)).map_err(db_err)?;
                 live.insert(target, copied).map_err(db_err)?;
             }
             txn.commit().map_err(db_err)

@@ -1,6 +1,6 @@
 //! Pack files: blobs appended to a few large files (`<root>/packs/<id>.pack`, one being written
 //! per key folder), found through an index in a redb database (`<root>/packs.redb`: key → pack,
-//! offset, length; pack → live bytes). A blob written unsynced is only in memory's `pending`
+//! offset, length; pack → live bytes and blobs). A blob written unsynced is only in memory's `pending`
 //! map; `commit` syncs its pack file, then writes its index entry in one durable redb commit,
 //! so a batch costs a couple of syncs instead of a file creation and an fsync per blob (which
 //! dominated a first sync on disk). A blob whose index entry was never committed does not exist
@@ -15,14 +15,15 @@ use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use mailroom_core::ports::BlobError;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
 use super::unavailable;
 
 /// Blob key → (pack id, offset, length).
 pub(super) const BLOBS: TableDefinition<&str, (u64, u64, u64)> = TableDefinition::new("blobs");
-/// Pack id → bytes of it that committed index entries still point at.
-pub(super) const PACKS: TableDefinition<u64, u64> = TableDefinition::new("pack_live_bytes");
+/// Pack id → (bytes, blobs) of it that committed index entries still point at (blobs counted
+/// apart: a pack of empty blobs has no live bytes but must stay).
+pub(super) const PACKS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("pack_live");
 
 /// A pack being written is closed and a new one started past this size, so a pack that
 /// deletes leave mostly dead can be rewritten in bounded time.
@@ -35,6 +36,23 @@ const COMPACT_MIN: u64 = 1024 * 1024;
 
 pub(super) fn db_err(e: impl Into<redb::Error>) -> BlobError {
     unavailable("blob index", e.into())
+}
+
+/// Adds a blob of `len` bytes to pack `id`'s live totals, or removes it (`sign` -1).
+pub(super) fn count(
+    live: &mut Table<'_, u64, (u64, u64)>,
+    id: u64,
+    len: u64,
+    sign: i8,
+) -> Result<(), BlobError> {
+    let (bytes, blobs) = live.get(id).map_err(db_err)?.map_or((0, 0), |v| v.value());
+    let next = if sign >= 0 {
+        (bytes.saturating_add(len), blobs.saturating_add(1))
+    } else {
+        (bytes.saturating_sub(len), blobs.saturating_sub(1))
+    };
+    live.insert(id, next).map_err(db_err)?;
+    Ok(())
 }
 
 /// Where a blob's bytes are.
@@ -152,8 +170,8 @@ impl Packs {
         Ok(out)
     }
 
-    /// Packs with committed blobs, and their live bytes.
-    fn known_packs(&self) -> Result<HashMap<u64, u64>, BlobError> {
+    /// Packs with committed blobs, and their live (bytes, blobs).
+    fn known_packs(&self) -> Result<HashMap<u64, (u64, u64)>, BlobError> {
         let txn = self.index.begin_read().map_err(db_err)?;
         let table = txn.open_table(PACKS).map_err(db_err)?;
         let mut out = HashMap::new();
@@ -273,21 +291,15 @@ impl Packs {
         {
             let mut blobs = txn.open_table(BLOBS).map_err(db_err)?;
             let mut live = txn.open_table(PACKS).map_err(db_err)?;
-            let mut add = |id: u64, delta: i128| -> Result<(), BlobError> {
-                let now = live.get(id).map_err(db_err)?.map_or(0, |v| v.value());
-                let next = u64::try_from((i128::from(now) + delta).max(0)).unwrap_or(0);
-                live.insert(id, next).map_err(db_err)?;
-                Ok(())
-            };
             for (key, location) in &batch {
                 let old = blobs
                     .insert(*key, location.row())
                     .map_err(db_err)?
                     .map(|row| Location::from_row(row.value()));
                 if let Some(old) = old {
-                    add(old.pack, -i128::from(old.len))?;
+                    count(&mut live, old.pack, old.len, -1)?;
                 }
-                add(location.pack, i128::from(location.len))?;
+                count(&mut live, location.pack, location.len, 1)?;
             }
             for key in unknown {
                 if blobs.get(key.as_str()).map_err(db_err)?.is_none() {
@@ -324,12 +336,7 @@ impl Packs {
             }
             for (key, location) in found {
                 blobs.remove(key.as_str()).map_err(db_err)?;
-                let now = live
-                    .get(location.pack)
-                    .map_err(db_err)?
-                    .map_or(0, |v| v.value());
-                live.insert(location.pack, now.saturating_sub(location.len))
-                    .map_err(db_err)?;
+                count(&mut live, location.pack, location.len, -1)?;
                 deleted.insert(key);
             }
         }
@@ -367,8 +374,8 @@ impl Packs {
             }
             match known.get(&id) {
                 // Nothing committed points into it: a crash's leftovers, or all deleted.
-                None | Some(0) => dead.push(id),
-                Some(&live) if size >= COMPACT_MIN && live < size / 2 => {
+                None | Some((_, 0)) => dead.push(id),
+                Some(&(live, _)) if size >= COMPACT_MIN && live < size / 2 => {
                     self.compact(id)?;
                     dead.push(id);
                 }

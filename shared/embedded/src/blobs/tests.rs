@@ -188,3 +188,21 @@ async fn deletes_free_whole_packs_and_rewrite_mostly_dead_ones() {
         assert_eq!(got, body, "{key}");
     }
 }
+
+#[tokio::test]
+async fn a_pack_of_empty_blobs_outlives_a_sweep() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = DirBlobStore::open(dir.path()).expect("store");
+    store.put("a/empty.eml", Bytes::new()).await.expect("put");
+    store
+        .put("b/full.eml", Bytes::from_static(b"x"))
+        .await
+        .expect("put");
+    // A delete elsewhere sweeps: the empty blob's pack has no live bytes, but a live blob.
+    assert_eq!(store.delete_prefix("b/").await.expect("delete"), 1);
+    drop(store);
+    let store = DirBlobStore::open(dir.path()).expect("reopen");
+    let got = store.get("a/empty.eml").await.expect("get");
+    assert_eq!(got, Some(Bytes::new()));
+    assert_eq!(pack_bytes(dir.path()), (1, 0));
+}
