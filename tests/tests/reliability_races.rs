@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mailroom_core::ExposeSecret;
 use mailroom_core::ports::{QueryRange, TokenSource};
-use mailroom_core::records::message_blob_prefix;
+use mailroom_core::records::{MessageKey, message_blob_prefix};
 use mailroom_mail::sync::{SyncOutcome, SyncSettings};
 use mailroom_oauth::OAuthTokenSource;
 use mailroom_tests::app::TestApp;
@@ -147,7 +147,9 @@ async fn deleting_an_account_during_its_sync_leaves_nothing_behind() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(!mbox.stored("INBOX").await.is_empty(), "the sync got going");
+    let stored = mbox.stored("INBOX").await;
+    assert!(!stored.is_empty(), "the sync got going");
+    let validity = stored[0].uid_validity;
     let response = mbox
         .app
         .authed(Method::DELETE, &format!("/v1/accounts/{}", mbox.account_id))
@@ -176,4 +178,11 @@ async fn deleting_an_account_during_its_sync_leaves_nothing_behind() {
     let prefix = message_blob_prefix(&mbox.account_id);
     let left: Vec<_> = blobs.keys().filter(|k| k.contains(&prefix)).collect();
     assert!(left.is_empty(), "blobs left: {}", left.len());
+    // The directory store packs blobs (file names say nothing of their keys): ask it for every
+    // source the sync could have stored.
+    for uid in 1..=60 {
+        let key = MessageKey::new("INBOX", validity, uid).blob_key(&mbox.account_id);
+        let left = mbox.app.services.blobs.get(&key).await.unwrap();
+        assert!(left.is_none(), "the source of UID {uid} is left");
+    }
 }
