@@ -16,12 +16,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use mailroom_tests::lambda_emulator::events;
+use mailroom_tests::lambda_emulator::functions::{backend_env, event};
 use mailroom_tests::lambda_emulator::run::{Function, Measured, cold_start, median};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-const API_KEY: &str = "bench-api-key-0123456789abcdef0123456789";
 
 struct Options {
     store: String,
@@ -51,39 +49,6 @@ fn options() -> Result<Options, BoxError> {
     Ok(o)
 }
 
-/// The event each function gets: a cheap request that still reaches its store.
-fn event(function: &str) -> serde_json::Value {
-    match function {
-        "api" => events::http("GET", "/v1/accounts", "", Some(API_KEY), None),
-        "oauth-start" => events::http(
-            "POST",
-            "/v1/oauth/bench/start",
-            "",
-            Some(API_KEY),
-            Some(r#"{"owner":"bench"}"#),
-        ),
-        "oauth-callback" => events::http(
-            "GET",
-            "/v1/oauth/bench/callback",
-            "code=bench&state=bench",
-            None,
-            None,
-        ),
-        "send-mail" => events::http(
-            "GET",
-            "/v1/accounts/bench/sends/bench",
-            "",
-            Some(API_KEY),
-            None,
-        ),
-        "sync-scheduler" => events::schedule(),
-        "sync-worker" => {
-            events::sqs(&[r#"{"account_id":"bench-missing","kind":"sync"}"#.to_owned()])
-        }
-        _ => serde_json::json!({ "hello": "world" }),
-    }
-}
-
 /// Size of `path` deflated at gzip's default level: a zip of one file is within a few hundred
 /// bytes of it.
 fn deflated_size(path: &Path) -> Result<u64, BoxError> {
@@ -93,66 +58,6 @@ fn deflated_size(path: &Path) -> Result<u64, BoxError> {
         .stderr(Stdio::null())
         .output()?;
     Ok(out.stdout.len() as u64)
-}
-
-async fn backend_env(store: &str, data_dir: &Path) -> Result<Vec<(String, String)>, BoxError> {
-    let mut env = vec![
-        ("MAILROOM_API_KEY".to_owned(), API_KEY.to_owned()),
-        (
-            "MAILROOM_PUBLIC_URL".to_owned(),
-            "https://api.example.test".to_owned(),
-        ),
-        ("RUST_LOG".to_owned(), "info".to_owned()),
-    ];
-    match store {
-        "embedded" => {
-            env.push(("MAILROOM_STORE".into(), "embedded".into()));
-            env.push(("MAILROOM_DATA_DIR".into(), data_dir.display().to_string()));
-        }
-        "aws-init" => {
-            for (k, v) in [
-                ("MAILROOM_STORE", "dynamodb"),
-                ("MAILROOM_KMS_KEY_ID", "alias/mailroom-bench"),
-                (
-                    "MAILROOM_QUEUE_URL",
-                    "https://sqs.us-east-1.amazonaws.com/123456789012/mailroom-sync",
-                ),
-                ("AWS_ACCESS_KEY_ID", "bench"),
-                ("AWS_SECRET_ACCESS_KEY", "bench"),
-            ] {
-                env.push((k.to_owned(), v.to_owned()));
-            }
-        }
-        "dynamodb" => {
-            let moto = mailroom_tests::contract::backends::moto("lambda").await;
-            let endpoint = std::env::var("MAILROOM_TEST_AWS_ENDPOINT")?;
-            for (k, v) in [
-                ("MAILROOM_STORE", "dynamodb".to_owned()),
-                ("MAILROOM_TABLE", moto.settings.table.clone()),
-                ("MAILROOM_BUCKET", moto.settings.bucket.clone()),
-                (
-                    "MAILROOM_KMS_KEY_ID",
-                    moto.backends.provisioned.kms_key_id.clone(),
-                ),
-                (
-                    "MAILROOM_QUEUE_URL",
-                    moto.backends.provisioned.queue_url.clone(),
-                ),
-                ("AWS_ENDPOINT_URL", endpoint),
-                ("AWS_ACCESS_KEY_ID", "test".to_owned()),
-                ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
-                ("AWS_SESSION_TOKEN", "test".to_owned()),
-            ] {
-                env.push((k.to_owned(), v));
-            }
-        }
-        other => {
-            return Err(
-                format!("--store must be dynamodb, aws-init or embedded, not {other}").into(),
-            );
-        }
-    }
-    Ok(env)
 }
 
 fn ms(d: std::time::Duration) -> f64 {

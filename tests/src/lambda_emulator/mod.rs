@@ -4,6 +4,7 @@
 //! work (the end of its init) and times each invocation from hand-over to answer.
 
 pub mod events;
+pub mod functions;
 pub mod run;
 
 use std::collections::HashMap;
