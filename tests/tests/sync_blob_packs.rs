@@ -15,7 +15,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use mailroom_core::ports::{BlobError, BlobStore};
 use mailroom_embedded::DirBlobStore;
-use mailroom_mail::imap::ImapConnector;
 use mailroom_mail::sync::{SyncEngine, SyncOutcome, SyncSettings};
 use sync_support::{Mailbox, deliver, message};
 use tokio::time::Instant;
@@ -54,17 +53,11 @@ impl BlobStore for CrashAt {
 }
 
 fn engine(mbox: &Mailbox, blobs: Arc<dyn BlobStore>) -> SyncEngine {
-    let services = &mbox.app.services;
-    SyncEngine::new(
-        services.repo.clone(),
-        blobs,
-        services.tokens.clone(),
-        ImapConnector::new(mbox.tls.clone(), Duration::from_secs(30)),
-        SyncSettings {
-            batch_size: 5,
-            ..SyncSettings::default()
-        },
-    )
+    let settings = SyncSettings {
+        batch_size: 5,
+        ..SyncSettings::default()
+    };
+    mbox.engine_with_blobs(blobs, settings)
 }
 
 fn deadline() -> Instant {

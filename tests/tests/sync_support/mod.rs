@@ -193,6 +193,23 @@ impl Mailbox {
         )
     }
 
+    /// A sync engine over the app's store and tokens that keeps raw messages in `blobs` (a
+    /// decorated or separately opened blob store).
+    pub fn engine_with_blobs(
+        &self,
+        blobs: Arc<dyn mailroom_core::ports::BlobStore>,
+        settings: SyncSettings,
+    ) -> SyncEngine {
+        let services = &self.app.services;
+        SyncEngine::new(
+            services.repo.clone(),
+            blobs,
+            services.tokens.clone(),
+            ImapConnector::new(self.tls.clone(), Duration::from_secs(30)),
+            settings,
+        )
+    }
+
     /// A sync engine over the app's services; `wrapper` sees the decrypted IMAP stream.
     pub fn engine(&self, settings: SyncSettings, wrapper: Option<StreamWrapper>) -> SyncEngine {
         let mut connector = ImapConnector::new(self.tls.clone(), Duration::from_secs(30));
