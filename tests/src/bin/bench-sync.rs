@@ -9,7 +9,8 @@
 //! `raw`, `sync`, default `raw,sync`; the mailbox is always filled first). `MAILROOM_BENCH_BATCH`
 //! and `MAILROOM_BENCH_IN_FLIGHT` override the batch size and blob uploads in flight;
 //! `MAILROOM_BENCH_JSON=1` adds one JSON line per phase (for `bench/sync-peers.sh`);
-//! `MAILROOM_BENCH_RUNTIME=current` runs on a current-thread runtime.
+//! The sync runs on a current-thread runtime, as in the Lambda functions;
+//! `MAILROOM_BENCH_RUNTIME=multi` runs it on tokio's multi-thread one (as `mailroom-local`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -179,14 +180,15 @@ fn report(phase: &str, messages: u64, bytes: u64, elapsed: Duration, peak_kb: u6
     );
 }
 
-/// `MAILROOM_BENCH_RUNTIME=current` runs everything on one thread (a current-thread runtime:
-/// no wake-ups of other workers, no parallel parsing); the default is tokio's multi-thread one.
+/// The default is a current-thread runtime, what the six Lambda functions run (below 1,769 MB a
+/// function has less than one vCPU); `MAILROOM_BENCH_RUNTIME=multi` measures tokio's
+/// multi-thread runtime instead.
 fn main() -> Result<(), BoxError> {
     let runtime = match std::env::var("MAILROOM_BENCH_RUNTIME").as_deref() {
-        Ok("current") => tokio::runtime::Builder::new_current_thread()
+        Ok("multi") => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?,
-        _ => tokio::runtime::Builder::new_multi_thread()
+        _ => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?,
     };
