@@ -13,14 +13,10 @@ use mailroom_core::domain::Account;
 use mailroom_mail::sync::{SyncEngine, SyncOutcome, SyncSettings};
 use mailroom_tests::faults::{Action, FaultProxy, Plan, Upstream};
 use serde_json::json;
-use sync_support::{Mailbox, deliver, message, servers, unique};
+use sync_support::{Mailbox, deadline, deliver, message, servers, unique};
 use tokio::time::Instant;
 
 const MESSAGES: usize = 24;
-
-fn deadline() -> Instant {
-    Instant::now() + Duration::from_secs(120)
-}
 
 fn settings() -> SyncSettings {
     SyncSettings {

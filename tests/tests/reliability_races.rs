@@ -11,7 +11,7 @@ use std::time::Duration;
 use mailroom_core::ExposeSecret;
 use mailroom_core::ports::{QueryRange, TokenSource};
 use mailroom_core::records::{MessageKey, message_blob_prefix};
-use mailroom_mail::sync::{SyncOutcome, SyncSettings};
+use mailroom_mail::sync::SyncOutcome;
 use mailroom_oauth::OAuthTokenSource;
 use mailroom_tests::app::TestApp;
 use mailroom_tests::faults::{FaultProxy, Plan, Upstream, blob_files};
@@ -19,19 +19,7 @@ use mailroom_tests::oauth_server::connect::{connect_mailbox, provider_settings, 
 use mailroom_tests::oauth_server::{self};
 use reqwest::Method;
 use serde_json::json;
-use sync_support::{Mailbox, deliver, message, servers};
-use tokio::time::Instant;
-
-fn deadline() -> Instant {
-    Instant::now() + Duration::from_secs(120)
-}
-
-fn settings(batch_size: usize) -> SyncSettings {
-    SyncSettings {
-        batch_size,
-        ..SyncSettings::default()
-    }
-}
+use sync_support::{Mailbox, deadline, deliver, message, servers, settings};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_refreshes_make_one_token_request_and_persist_the_rotation() {

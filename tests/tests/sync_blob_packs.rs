@@ -9,15 +9,13 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use mailroom_core::ports::{BlobError, BlobStore};
 use mailroom_embedded::DirBlobStore;
 use mailroom_mail::sync::{SyncEngine, SyncOutcome, SyncSettings};
-use sync_support::{Mailbox, deliver, message};
-use tokio::time::Instant;
+use sync_support::{Mailbox, deadline, deliver, message};
 
 /// The process "dies" at the n-th `make_durable` (0-based): it never reaches the store.
 struct CrashAt {
@@ -58,10 +56,6 @@ fn engine(mbox: &Mailbox, blobs: Arc<dyn BlobStore>) -> SyncEngine {
         ..SyncSettings::default()
     };
     mbox.engine_with_blobs(blobs, settings)
-}
-
-fn deadline() -> Instant {
-    Instant::now() + Duration::from_secs(60)
 }
 
 fn pack_files(root: &Path) -> usize {

@@ -8,14 +8,12 @@ mod sync_support;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use mailroom_core::ports::{BlobError, BlobStore};
 use mailroom_mail::sync::{SyncEngine, SyncOutcome, SyncSettings};
-use sync_support::{Mailbox, deliver, message};
-use tokio::time::Instant;
+use sync_support::{Mailbox, deadline, deliver, message};
 
 /// Which call of the decorated store fails.
 #[derive(Clone, Copy)]
@@ -107,10 +105,6 @@ fn engine(mbox: &Mailbox, blobs: Arc<FailingBlobs>) -> SyncEngine {
         ..SyncSettings::default()
     };
     mbox.engine_with_blobs(blobs, settings)
-}
-
-fn deadline() -> Instant {
-    Instant::now() + Duration::from_secs(60)
 }
 
 /// Runs a sync that meets `fault`, checks what was kept, then a healthy run that completes.

@@ -12,30 +12,11 @@ use std::time::Duration;
 
 use mailroom_core::domain::AccountStatus;
 use mailroom_core::time::now_unix;
-use mailroom_mail::sync::{SyncOutcome, SyncReport, SyncSettings};
+use mailroom_mail::sync::SyncOutcome;
 use mailroom_tests::counting::{Counters, CountingStore as Counting};
 use secrecy::ExposeSecret;
 use serde_json::json;
-use sync_support::{Mailbox, deliver, message, oauth_admin};
-use tokio::time::Instant;
-
-fn deadline() -> Instant {
-    Instant::now() + Duration::from_secs(120)
-}
-
-fn settings(batch_size: usize) -> SyncSettings {
-    SyncSettings {
-        batch_size,
-        ..SyncSettings::default()
-    }
-}
-
-fn synced(outcome: SyncOutcome) -> SyncReport {
-    match outcome {
-        SyncOutcome::Synced(report) => report,
-        other => panic!("expected a successful sync, got {other:?}"),
-    }
-}
+use sync_support::{Mailbox, deadline, deliver, message, oauth_admin, settings, sync_ok};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_access_token_is_refreshed_during_sync() {
@@ -49,12 +30,7 @@ async fn an_expired_access_token_is_refreshed_during_sync() {
     // The provider no longer accepts the stored access token, though it looks valid to us.
     oauth_admin("/admin/expire", json!({"email": mbox.email})).await;
     let engine = mbox.engine(settings(10), None);
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "sync").await;
     assert_eq!(report.new_messages(), 2);
     let account = mbox.account().await;
     assert_eq!(account.status, AccountStatus::Active);
@@ -117,12 +93,7 @@ async fn an_access_token_over_4_kb_logs_in() {
     );
     deliver(&mbox.email, &[message("long", 0, 2)]).await;
     let engine = mbox.engine(settings(10), None);
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "sync").await;
     assert_eq!(report.new_messages(), 1);
 }
 
@@ -171,12 +142,7 @@ async fn repeated_connection_failures_degrade_the_account_until_a_sync_succeeds(
     repo.put_provider(&provider, Some(version))
         .await
         .expect("fix the provider");
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "sync").await;
     assert_eq!(report.new_messages(), 1);
     let account = mbox.account().await;
     assert_eq!(
@@ -206,12 +172,7 @@ async fn a_starttls_endpoint_syncs() {
         .expect("STARTTLS endpoint");
     deliver(&mbox.email, &[message("starttls", 0, 2)]).await;
     let engine = mbox.engine(settings(10), None);
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "sync").await;
     assert_eq!(report.new_messages(), 1);
 }
 

@@ -12,30 +12,14 @@ use std::time::Duration;
 
 use mailroom_core::domain::AccountStatus;
 use mailroom_core::time::now_unix;
-use mailroom_mail::sync::{SyncOutcome, SyncReport, SyncSettings, delete_account_messages};
+use mailroom_mail::sync::{SyncOutcome, SyncSettings, delete_account_messages};
 use mailroom_tests::counting::{Counters, CountingStore as Counting};
 use serde_json::json;
-use sync_support::{CommandLog, CountingStore, Mailbox, Proxy, ProxyMode, deliver, message};
+use sync_support::{
+    CommandLog, CountingStore, Mailbox, Proxy, ProxyMode, deadline, deliver, message, settings,
+    sync_ok,
+};
 use tokio::sync::Notify;
-use tokio::time::Instant;
-
-fn deadline() -> Instant {
-    Instant::now() + Duration::from_secs(120)
-}
-
-fn settings(batch_size: usize) -> SyncSettings {
-    SyncSettings {
-        batch_size,
-        ..SyncSettings::default()
-    }
-}
-
-fn synced(outcome: SyncOutcome) -> SyncReport {
-    match outcome {
-        SyncOutcome::Synced(report) => report,
-        other => panic!("expected a successful sync, got {other:?}"),
-    }
-}
 
 fn assert_unique(metas: &[mailroom_core::domain::MessageMeta]) {
     let ids: HashSet<_> = metas.iter().map(|m| m.id.clone()).collect();
@@ -52,12 +36,7 @@ async fn first_sync_then_only_new_mail_then_nothing_fetched() {
     let log = CommandLog::default();
     let engine = mbox.engine(settings(40), Some(log.wrapper()));
 
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "sync").await;
     assert!(report.complete);
     assert_eq!(report.new_messages(), 300);
     let stored = mbox.stored("INBOX").await;
@@ -99,12 +78,7 @@ async fn first_sync_then_only_new_mail_then_nothing_fetched() {
     )
     .await;
     log.clear();
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "sync").await;
     assert_eq!(report.new_messages(), 3);
     let stored = mbox.stored("INBOX").await;
     assert_eq!(stored.len(), 303);
@@ -119,12 +93,7 @@ async fn first_sync_then_only_new_mail_then_nothing_fetched() {
 
     // Nothing changed: STATUS per folder, no SELECT, SEARCH or FETCH, whatever the mailbox size.
     log.clear();
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "sync").await;
     assert_eq!(report.new_messages(), 0);
     assert!(report.folders.iter().all(|f| f.unchanged));
     let commands = log.commands();
@@ -146,12 +115,7 @@ async fn first_sync_then_only_new_mail_then_nothing_fetched() {
     let counted = mbox.engine_over(counting.clone(), settings(40), None);
     let mut requests = Vec::new();
     for _ in 0..3 {
-        let report = synced(
-            counted
-                .sync_account(&mbox.account_id, deadline())
-                .await
-                .expect("sync"),
-        );
+        let report = sync_ok(&counted, &mbox.account_id, "sync").await;
         assert!(report.folders.iter().all(|f| f.unchanged));
         requests.push(counting.take());
     }
@@ -171,23 +135,13 @@ async fn first_sync_then_only_new_mail_then_nothing_fetched() {
         None,
     );
     let before = mbox.account().await;
-    let report = synced(
-        counted
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&counted, &mbox.account_id, "sync").await;
     assert!(report.folders.iter().all(|f| f.unchanged));
     let counts = counters.snapshot();
     assert_eq!(counts.store_writes, 0, "{counts:?}");
     // The account with its folder cursors (one query), the provider (then cached by the process).
     assert!(counts.store_reads <= 2, "{counts:?}");
-    let report = synced(
-        counted
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&counted, &mbox.account_id, "sync").await;
     assert!(report.folders.iter().all(|f| f.unchanged));
     let again = counters.snapshot().since(&counts);
     assert_eq!(
@@ -216,12 +170,7 @@ async fn first_sync_then_only_new_mail_then_nothing_fetched() {
         let _: Vec<_> = updates.try_collect().await.expect("STORE responses");
     }
     admin.logout().await;
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "sync").await;
     assert_eq!(report.folders[0].flag_updates, 1);
     let key = mailroom_core::records::MessageKey::new("INBOX", oldest.uid_validity, oldest.uid);
     let flagged = mbox
@@ -269,12 +218,7 @@ async fn backfill_limit_keeps_the_newest_messages_and_missing_folders_are_skippe
         },
         None,
     );
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "sync").await;
     let folders: Vec<&str> = report.folders.iter().map(|f| f.folder.as_str()).collect();
     assert_eq!(folders, ["INBOX"]);
     assert_eq!(mbox.account().await.failure_count, 0);
@@ -298,12 +242,7 @@ async fn backfill_limit_keeps_the_newest_messages_and_missing_folders_are_skippe
         settings(5),
         None,
     );
-    let report = synced(
-        counted
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&counted, &mbox.account_id, "sync").await;
     assert!(report.folders.iter().all(|f| f.unchanged));
     let counts = counters.snapshot();
     assert_eq!(counts.store_writes, 0, "{counts:?}");
@@ -322,12 +261,7 @@ async fn uidvalidity_change_is_reconciled_without_new_duplicates() {
             .expect("APPEND");
     }
     let engine = mbox.engine(settings(2), None);
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "sync").await;
     assert_eq!(report.new_messages(), 5);
     let before = mbox.stored("Work").await;
     let old_validity = before[0].uid_validity;
@@ -344,12 +278,7 @@ async fn uidvalidity_change_is_reconciled_without_new_duplicates() {
         .expect("APPEND");
     admin.logout().await;
 
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "sync").await;
     let work = &report.folders[0];
     assert!(work.uid_validity_changed);
     assert_eq!((work.new_messages, work.reconciled), (1, 5));
@@ -400,12 +329,7 @@ async fn a_connection_cut_mid_batch_resumes_without_loss_or_duplicates() {
     assert_eq!(account.failure_count, 1);
     assert!(account.last_error.is_some());
 
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "sync").await;
     assert_eq!(report.new_messages() as usize, 100 - partial);
     let stored = mbox.stored("INBOX").await;
     assert_eq!(stored.len(), 100);
@@ -432,12 +356,7 @@ async fn malformed_mime_is_stored_raw() {
         .expect("APPEND");
     admin.logout().await;
     let engine = mbox.engine(settings(10), None);
-    synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    sync_ok(&engine, &mbox.account_id, "sync").await;
     let stored = mbox.stored("INBOX").await;
     assert_eq!(stored.len(), 2);
     let bad = stored
@@ -547,12 +466,7 @@ async fn a_sync_cut_short_resumes_where_it_stopped() {
     );
     let mut stored_after = Vec::new();
     for _ in 0..3 {
-        let report = synced(
-            engine
-                .sync_account(&mbox.account_id, deadline())
-                .await
-                .expect("sync"),
-        );
+        let report = sync_ok(&engine, &mbox.account_id, "sync").await;
         stored_after.push((mbox.stored("INBOX").await.len(), report.complete));
         if !report.complete {
             // Due again at once, so the next scheduler run continues it.

@@ -10,27 +10,14 @@ mod sync_support;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use mailroom_core::domain::FolderCursor;
 use mailroom_core::time::now_unix;
-use mailroom_mail::sync::{SyncOutcome, SyncReport, SyncSettings};
+use mailroom_mail::sync::SyncSettings;
 use mailroom_tests::counting::imap::ImapTally;
 use serde_json::json;
 use sync_support::gmail::{FakeGmail, GmailFolder, GmailMessage};
-use sync_support::{Mailbox, deliver, message};
-use tokio::time::Instant;
-
-fn deadline() -> Instant {
-    Instant::now() + Duration::from_secs(120)
-}
-
-fn synced(outcome: SyncOutcome) -> SyncReport {
-    match outcome {
-        SyncOutcome::Synced(report) => report,
-        other => panic!("expected a successful sync, got {other:?}"),
-    }
-}
+use sync_support::{Mailbox, deliver, message, sync_ok};
 
 async fn cursor(mbox: &Mailbox, folder: &str) -> Option<FolderCursor> {
     mbox.app
@@ -53,12 +40,7 @@ async fn a_sync_with_nothing_new_sends_authenticate_two_status_and_logout() {
     let tally = Arc::new(ImapTally::default());
     let engine = mbox.engine(SyncSettings::default(), Some(tally.wrapper()));
 
-    let first = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("first sync"),
-    );
+    let first = sync_ok(&engine, &mbox.account_id, "first sync").await;
     assert_eq!(first.new_messages(), 5);
     let commands = tally.commands();
     // Dovecot announces its capabilities in the AUTHENTICATE OK; ID is for Gmail only.
@@ -89,12 +71,7 @@ async fn a_sync_with_nothing_new_sends_authenticate_two_status_and_logout() {
 
     for round in 0..2 {
         tally.reset();
-        let report = synced(
-            engine
-                .sync_account(&mbox.account_id, deadline())
-                .await
-                .expect("no-change sync"),
-        );
+        let report = sync_ok(&engine, &mbox.account_id, "no-change sync").await;
         assert_eq!(report.new_messages(), 0);
         let folders: Vec<_> = report.folders.iter().map(|f| f.folder.as_str()).collect();
         assert_eq!(folders, ["INBOX", "Sent"], "round {round}");
@@ -107,12 +84,7 @@ async fn a_sync_with_nothing_new_sends_authenticate_two_status_and_logout() {
     // New mail still arrives through the same short path: STATUS sees it, then the fetch.
     deliver(&mbox.email, &[message("later", 0, 3)]).await;
     tally.reset();
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "sync").await;
     assert_eq!(report.new_messages(), 1);
     let commands = tally.commands();
     assert!(commands.iter().any(|c| c == "UID FETCH"), "{commands:?}");
@@ -129,12 +101,7 @@ async fn a_remembered_sent_folder_that_was_renamed_is_looked_up_again_once() {
     deliver(&mbox.email, &[message("inbox", 0, 3)]).await;
     let tally = Arc::new(ImapTally::default());
     let engine = mbox.engine(SyncSettings::default(), Some(tally.wrapper()));
-    synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("first sync"),
-    );
+    sync_ok(&engine, &mbox.account_id, "first sync").await;
 
     // The account's Sent folder was last seen as "Sent Items"; the user renames it on the
     // server, and the server's `\Sent` folder is now "Sent", where new sent mail lands.
@@ -169,12 +136,7 @@ async fn a_remembered_sent_folder_that_was_renamed_is_looked_up_again_once() {
     admin.logout().await;
 
     tally.reset();
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("sync after the rename"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "sync after the rename").await;
     let commands = tally.commands();
     assert_eq!(
         commands[..3],
@@ -213,12 +175,7 @@ async fn a_remembered_sent_folder_that_was_renamed_is_looked_up_again_once() {
 
     // From then on the new folder is remembered: back to the short path.
     tally.reset();
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("no-change sync"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "no-change sync").await;
     assert!(report.folders.iter().all(|f| f.unchanged), "{report:?}");
     assert_eq!(tally.commands(), NO_CHANGE);
 }
@@ -256,12 +213,7 @@ async fn gmail_labels_are_remembered_and_a_sync_with_nothing_new_needs_no_capabi
     let mbox = Mailbox::create(Some(server.port), None, json!({})).await;
     let tally = Arc::new(ImapTally::default());
     let engine = mbox.engine(SyncSettings::default(), Some(tally.wrapper()));
-    let first = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("first sync"),
-    );
+    let first = sync_ok(&engine, &mbox.account_id, "first sync").await;
     assert_eq!(first.new_messages(), 3);
     // Nothing announced at login: the first SELECT needs the capabilities (X-GM-EXT-1).
     assert_eq!(
@@ -281,12 +233,7 @@ async fn gmail_labels_are_remembered_and_a_sync_with_nothing_new_needs_no_capabi
     );
 
     tally.reset();
-    let report = synced(
-        engine
-            .sync_account(&mbox.account_id, deadline())
-            .await
-            .expect("no-change sync"),
-    );
+    let report = sync_ok(&engine, &mbox.account_id, "no-change sync").await;
     assert!(report.folders.iter().all(|f| f.unchanged), "{report:?}");
     assert_eq!(report.folders.len(), 2);
     // The stand-in asks for a continuation even after a one-line AUTHENTICATE; the client's

@@ -17,7 +17,7 @@ use mailroom_core::domain::{
 };
 use mailroom_core::time::now_unix;
 use mailroom_mail::imap::{ImapConnector, StreamWrapper};
-use mailroom_mail::sync::{SyncEngine, SyncSettings};
+use mailroom_mail::sync::{SyncEngine, SyncOutcome, SyncReport, SyncSettings};
 use mailroom_tests::app::{TestApp, server_env};
 use rustls::ClientConfig;
 use rustls_pki_types::CertificateDer;
@@ -340,4 +340,27 @@ pub async fn deliver(to: &str, messages: &[Vec<u8>]) {
         lmtp_reply(&mut reader, "250").await;
     }
     write.write_all(b"QUIT\r\n").await.expect("QUIT");
+}
+
+/// The time limit a test gives one sync: generous, as Dovecot and the tests share two cores
+/// with builds; a sync that hangs still fails the test instead of stalling the suite.
+pub fn deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(120)
+}
+
+/// The default sync settings with `batch_size` messages per FETCH, so a small mailbox still
+/// takes several batches.
+pub fn settings(batch_size: usize) -> SyncSettings {
+    SyncSettings {
+        batch_size,
+        ..SyncSettings::default()
+    }
+}
+
+/// Runs one sync of `account_id` that must succeed (`what` names it in the failure).
+pub async fn sync_ok(engine: &SyncEngine, account_id: &str, what: &str) -> SyncReport {
+    match engine.sync_account(account_id, deadline()).await {
+        Ok(SyncOutcome::Synced(report)) => report,
+        other => panic!("{what}: expected a successful sync, got {other:?}"),
+    }
 }
