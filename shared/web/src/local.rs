@@ -1,5 +1,6 @@
 //! The local host: every function's routes on one server, with the sync scheduler on a timer and
-//! the sync worker draining the in-process queue, stopped cleanly on Ctrl-C.
+//! the sync worker draining the in-process queue on a thread of their own, stopped cleanly on
+//! Ctrl-C.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,6 +32,8 @@ pub enum LocalError {
     },
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error("could not start the sync thread: {0}")]
+    SyncThread(std::io::Error),
 }
 
 /// Binds `MAILROOM_LISTEN` and serves until Ctrl-C.
@@ -71,22 +74,65 @@ pub async fn serve(
         store = ?config.store,
         "mailroom is listening; open the pages and log in with the API key"
     );
-    let mut background = Vec::new();
-    if let Some(jobs) = started.jobs {
-        background.push(tokio::spawn(scheduler_loop(services.clone())));
-        background.push(tokio::spawn(worker_loop(services.clone(), jobs)));
-    }
+    let sync_thread = match started.jobs {
+        Some(jobs) => Some(SyncThread::start(services.clone(), jobs)?),
+        None => None,
+    };
     let app = router(services.clone(), &Function::ALL);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    // An abandoned sync is safe: cursors move only after a batch is stored, and leases expire.
-    for task in background {
-        task.abort();
+    if let Some(sync_thread) = sync_thread {
+        sync_thread.stop().await;
     }
     result.map_err(LocalError::Serve)?;
     tracing::info!("mailroom stopped");
     Ok(())
+}
+
+/// The scheduler and the worker on one OS thread with a current-thread runtime, as the Lambda
+/// functions run them: a sync's reading, parsing and hashing then stay on one thread instead of
+/// being handed between the HTTP server's workers (about 30 % of a full sync's CPU went to
+/// those hand-offs, BENCHMARKS.md), and a long sync never competes with requests for a worker.
+struct SyncThread {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl SyncThread {
+    fn start(services: Arc<Services>, jobs: JobReceiver) -> Result<Self, LocalError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(LocalError::SyncThread)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("mailroom-sync".to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    tokio::select! {
+                        _ = stopped => {}
+                        () = scheduler_loop(services.clone()) => {}
+                        () = worker_loop(services, jobs) => {}
+                    }
+                });
+                // An abandoned sync is safe: cursors move only after a batch is stored, and
+                // leases expire. Blocking store calls still running finish on their own.
+                runtime.shutdown_background();
+            })
+            .map_err(LocalError::SyncThread)?;
+        Ok(Self { stop, thread })
+    }
+
+    /// Stops the loops and waits for the thread, off the async workers.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let thread = self.thread;
+        let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+        if !matches!(joined, Ok(Ok(()))) {
+            tracing::warn!("the sync thread did not stop cleanly");
+        }
+    }
 }
 
 /// Runs the scheduler every minute (or every sync interval, if shorter).
