@@ -159,6 +159,7 @@ mod tests {
             account_id: "a1".into(),
             kind,
             delay_seconds,
+            version: None,
         };
         let minute = 60_000;
         let now = 100 * minute;

@@ -86,6 +86,8 @@ pub fn sample_jobs(count: usize) -> Vec<Job> {
             account_id: format!("acct-{i:02}"),
             kind: kinds[i % kinds.len()],
             delay_seconds: 0,
+            // Odd jobs carry a version: both forms travel through every queue.
+            version: (i % 2 == 1).then_some(i as u64),
         })
         .collect()
 }

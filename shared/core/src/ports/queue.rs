@@ -27,6 +27,11 @@ pub struct Job {
     /// [`MAX_DELAY_SECONDS`].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub delay_seconds: u32,
+    /// The account's version when the scheduler found it due (read from the due index): a
+    /// worker that holds this very version of the account in memory checks it without reading
+    /// the store. `None` (a requested sync, an older job) always reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -141,6 +146,7 @@ mod tests {
             account_id: id.into(),
             kind,
             delay_seconds,
+            version: None,
         }
     }
 
