@@ -371,7 +371,7 @@ fn the_worker_consumes_the_queue_and_the_scheduler_runs_on_the_interval() {
     assert!(refs(&m["MaximumBatchingWindowInSeconds"]).contains("SyncWorkerBatchingWindow"));
     let w = &r[worker.as_str()]["Properties"];
     // Syncs at once per invocation are their own knob, not the SQS batch size (a message
-    // carries up to ten jobs).
+    // carries up to JOBS_PER_MESSAGE jobs).
     assert!(
         refs(&w["Environment"]["Variables"]["MAILROOM_WORKER_CONCURRENCY"])
             .contains("SyncWorkerParallelSyncs")
