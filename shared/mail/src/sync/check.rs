@@ -1,7 +1,8 @@
 //! The folders of one session: a read-only check first (STATUS of each folder against its
-//! stored cursor, read eventually consistent; no lease, nothing written), then, only when a
-//! folder has something to fetch, the account's sync lease, the cursors read again
-//! consistently, and the folder syncs under it.
+//! stored cursor, read eventually consistent or cached by this process; no lease, nothing
+//! written), then, only when a folder has something to fetch, the account's sync lease, the
+//! account confirmed if it came from the cache, the cursors read again consistently, and the
+//! folder syncs under it.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU32;

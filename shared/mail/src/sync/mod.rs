@@ -11,6 +11,8 @@
 //! change alone (a failure, the first success after failures) is written without the lease: the
 //! account write is conditional on its version. Overlapping read-only checks from two processes
 //! are harmless; within one process a second job for an account that is running is skipped.
+//! A warm worker reads nothing at all for a scheduled job whose account version it checked
+//! lately (`cache.rs`: the job carries the version the scheduler read from the due index).
 //!
 //! `last_sync_at` therefore means "the last recorded sync": a sync that stored mail or changed
 //! health, or, on a healthy account with nothing new, the first check after
