@@ -39,7 +39,7 @@ DESIGNS = {
     # reads in the worker, a GetItem and an index read in the scheduler; one job per message.
     "before": dict(wru=1 + 2 * 2 + 1 + 2 * 2, rru=6 + 1 + 0.5, touch_wru_day=0,
                    sqs=0.1 + 0.25 + 0.25, jobs_per_invocation=4, concurrency=4,
-                   memory_gb=0.5, wall_s=0.5, log_bytes=600),
+                   memory_gb=0.5, wall_s=0.5, log_bytes=600, cpu_ms=2.1),
     # Up to 3670d74 (2026-12-07): nothing written on a poll that finds nothing (no lease, no
     # outcome, no claim); the worker reads the account and its cursors in one eventually
     # consistent query (0.5 RRU), the scheduler pages the keys-only due index (~120 bytes an
@@ -50,7 +50,7 @@ DESIGNS = {
     # line per no-change poll, only Lambda's REPORT lines (~400 bytes an invocation).
     "previous": dict(wru=0, rru=0.5 + 120 / 4096 / 2, touch_wru_day=8,
                      sqs=0.01 + 0.025 + 0.025, jobs_per_invocation=40, concurrency=50,
-                     memory_gb=0.25, wall_s=0.5, log_bytes=10),
+                     memory_gb=0.25, wall_s=0.5, log_bytes=10, cpu_ms=2.1),
     # Now: as previous, plus the worker's account cache: a job carries the account's version
     # (the due index projects it), a warm process holding that version reads nothing (measured:
     # 0 store requests); it misses once per worker instance for each new instance and each
@@ -62,12 +62,13 @@ DESIGNS = {
     # send 2 billed requests per 1,000 jobs, receive and delete one each per 100.
     "current": dict(wru=0, rru="cache", touch_wru_day=8 + 4 + 1,
                     sqs=0.002 + 0.01 + 0.01, jobs_per_invocation=100, concurrency=50,
-                    memory_gb=0.25, wall_s=0.5, log_bytes=10),
+                    memory_gb=0.25, wall_s=0.5, log_bytes=10, cpu_ms=1.3),
 }
 
-# CPU per warm no-change poll, measured by bench-sync-idle 2026-12-07 (release build, one thread, TLS
-# handshake to the local Dovecot included, see COST.md); the default of --cpu-ms.
-CPU_MS_PER_POLL = 1.2
+# cpu_ms: CPU per warm no-change poll, measured by bench-sync-idle 2026-12-07 (release build,
+# one thread, TLS handshake and IMAP to the local Dovecot included, 1,000 polls a run, see
+# COST.md): 1.14-1.40 ms with the account cache (current), 2.01-2.17 ms with one store read
+# a poll (previous; before did more, so 2.1 is a lower bound for it). --cpu-ms overrides it.
 
 
 def cache_misses(interval_min, worker_instances, starts_per_day, versions_per_day=5):
@@ -138,11 +139,13 @@ def kms_requests(polls, kms, instances, starts_per_day, kms_hit):
 
 def monthly(mailboxes, interval_min, messages_per_day, design, kms_hit, kms="shared",
             instances=8, starts_per_day=24, token_policy=None, token_lifetime=60,
-            token_holders=2, worker_instances=2, cpu_ms=CPU_MS_PER_POLL):
+            token_holders=2, worker_instances=2, cpu_ms=None):
     d = dict(DESIGNS[design])
     if d["rru"] == "cache":
         miss = cache_misses(interval_min, worker_instances, starts_per_day)
         d["rru"] = 120 / 4096 / 2 + 0.5 * miss
+        # A miss reads and decodes the account as the previous design did, with its CPU.
+        d["cpu_ms"] += miss * (DESIGNS["previous"]["cpu_ms"] - d["cpu_ms"])
     polls = mailboxes * (24 * 60 / interval_min) * MONTH_DAYS
     messages = mailboxes * messages_per_day * MONTH_DAYS
     invocations = polls / d["jobs_per_invocation"]
@@ -150,6 +153,7 @@ def monthly(mailboxes, interval_min, messages_per_day, design, kms_hit, kms="sha
     # when its CPU at the function's vCPU share takes longer, that long (CPU-bound).
     rounds = -(-d["jobs_per_invocation"] // d["concurrency"])
     wall_bound = rounds * d["wall_s"]
+    cpu_ms = d["cpu_ms"] if cpu_ms is None else cpu_ms
     cpu_bound = d["jobs_per_invocation"] * cpu_ms / 1000 * FULL_VCPU_GB / d["memory_gb"]
     gb_s = invocations * max(wall_bound, cpu_bound) * d["memory_gb"]
     rows = {
@@ -184,8 +188,9 @@ def main():
     p.add_argument("--worker-instances", type=float, default=2,
                    help="worker instances an account's polls land on (each misses the account "
                         "cache once per account version and per new execution environment)")
-    p.add_argument("--cpu-ms", type=float, default=CPU_MS_PER_POLL,
-                   help="CPU milliseconds per no-change poll (bench-sync-idle, release build)")
+    p.add_argument("--cpu-ms", type=float, default=None,
+                   help="CPU milliseconds per no-change poll (default: the design's, measured "
+                        "by bench-sync-idle, release build)")
     p.add_argument("--instances", type=int, default=8,
                    help="function instances alive at once that open or seal secrets "
                         "(sync workers, API, send, OAuth)")
