@@ -7,3 +7,4 @@ pub mod faults;
 pub mod fixtures;
 pub mod lambda_emulator;
 pub mod oauth_server;
+pub mod process;

@@ -327,14 +327,14 @@ fn the_table_matches_the_store() {
         keys(&indexes[0]["KeySchema"]),
         pair(TABLE.index_pk, TABLE.index_sk)
     );
-    // Keys and ttl only, as the provisioner creates it: the scheduler reads nothing else and
-    // writes that leave the index key alone must not rewrite an index copy.
+    // Keys, ttl and version, as the provisioner creates it: the scheduler reads the version for
+    // the workers' account cache and nothing else (no attribute that makes an index copy big).
     assert_eq!(indexes[0]["Projection"]["ProjectionType"], "INCLUDE");
     let projected: Vec<String> = list(&indexes[0]["Projection"]["NonKeyAttributes"])
         .iter()
         .map(text)
         .collect();
-    assert_eq!(projected, vec!["ttl".to_owned()]);
+    assert_eq!(projected, vec!["ttl".to_owned(), "version".to_owned()]);
     let attributes: BTreeMap<String, String> = list(&p["AttributeDefinitions"])
         .iter()
         .map(|a| (text(&a["AttributeName"]), text(&a["AttributeType"])))
@@ -371,7 +371,7 @@ fn the_worker_consumes_the_queue_and_the_scheduler_runs_on_the_interval() {
     assert!(refs(&m["MaximumBatchingWindowInSeconds"]).contains("SyncWorkerBatchingWindow"));
     let w = &r[worker.as_str()]["Properties"];
     // Syncs at once per invocation are their own knob, not the SQS batch size (a message
-    // carries up to ten jobs).
+    // carries up to JOBS_PER_MESSAGE jobs).
     assert!(
         refs(&w["Environment"]["Variables"]["MAILROOM_WORKER_CONCURRENCY"])
             .contains("SyncWorkerParallelSyncs")

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use mailroom_aws::{AwsClients, ProvisionError, provision};
-use mailroom_core::ports::{BlobStore, Job, JobMessage, JobQueue, QueueError};
+use mailroom_core::ports::{BlobStore, Job, JobKind, JobMessage, JobQueue, QueueError};
 use mailroom_core::ports::{Condition, ItemKey, ItemStore};
 use mailroom_core::time::now_unix;
 use mailroom_embedded::{DirBlobStore, InProcessQueue, RedbStore};
@@ -151,8 +151,23 @@ async fn sqs_queue() {
     let (mut got, messages) = receive_all(&moto, &url, jobs.len()).await;
     got.sort_by(|a, b| a.account_id.cmp(&b.account_id));
     assert_eq!(got, jobs, "every job arrives once, with its body intact");
-    // Jobs with one delay share messages, ten at most: a tenth of the SQS requests.
-    assert_eq!(messages, 2);
+    // Jobs with one delay share messages, JOBS_PER_MESSAGE at most.
+    assert_eq!(messages, 1);
+    // A scheduler run's worth: 100 jobs a message, several SendMessageBatch calls (ten
+    // messages or 256 KB each: the long ids below make 40 KB messages).
+    let many: Vec<Job> = (0..1_234)
+        .map(|i| Job {
+            account_id: format!("acct-{i:04}-{}", "x".repeat(300)),
+            kind: JobKind::Sync,
+            delay_seconds: 0,
+            version: Some(i),
+        })
+        .collect();
+    queue.enqueue(&many).await.unwrap();
+    let (mut got, messages) = receive_all(&moto, &url, many.len()).await;
+    got.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    assert_eq!(got, many, "every job arrives once, with its version");
+    assert_eq!(messages, 13);
 
     // A too-long delay refuses the whole call and sends nothing.
     let mut late = blobs::sample_jobs(2);

@@ -222,6 +222,7 @@ async fn a_job_is_delivered_again_when_the_store_is_down() {
         account_id: mbox.account_id.clone(),
         kind: JobKind::Sync,
         delay_seconds: 0,
+        version: None,
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     store.set_down(true);

@@ -80,6 +80,7 @@ mod tests {
             account_id: id.into(),
             kind: JobKind::Sync,
             delay_seconds,
+            version: None,
         }
     }
 

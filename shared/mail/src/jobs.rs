@@ -54,9 +54,11 @@ pub struct ScheduleReport {
 /// Finds the accounts due at `now` through the due index and enqueues one jittered job for each.
 ///
 /// It writes nothing: healthy accounts stay due (their `next_sync_at` stays in the past), so
-/// every run enqueues each of them once, and the run's cost is the index pages (keys only,
-/// about 100 bytes an account) and one SendMessageBatch per 100 jobs (ten jobs share a delay
-/// and a message). Accounts backing off,
+/// every run enqueues each of them once, and the run's cost is the index pages (keys and
+/// version, about 120 bytes an account) and about one SendMessageBatch per 1,000 jobs
+/// ([`JOBS_PER_MESSAGE`] jobs share a delay and a message). Each job carries the version the
+/// index holds, so a warm worker can check its cached copy of the account instead of reading
+/// it (`sync::cache`). Accounts backing off,
 /// parked by the provider or waiting for re-authorization are not due (the worker moved their
 /// `next_sync_at` or took them out of the index when their state changed). Two overlapping
 /// runs, or a job still queued from the previous run, can give an account two jobs: the worker
@@ -74,22 +76,23 @@ pub async fn schedule_due(
     let mut start_after: Option<String> = None;
     while report.due < settings.max_accounts {
         let limit = (settings.max_accounts - report.due).min(settings.page_size.clamp(1, 1000));
-        let (ids, next) = repo
+        let (due, next) = repo
             .due_accounts_page(now, start_after.as_deref(), limit)
             .await?;
-        report.due += ids.len();
-        // One delay per group of ten, so the queue packs each group into one message.
-        let mut jobs: Vec<Job> = Vec::with_capacity(ids.len());
-        for group in ids.chunks(JOBS_PER_MESSAGE) {
+        report.due += due.len();
+        // One delay per message's worth of jobs, so the queue packs each group into one message.
+        let mut jobs: Vec<Job> = Vec::with_capacity(due.len());
+        for group in due.chunks(JOBS_PER_MESSAGE) {
             let delay_seconds = if spread == 0 {
                 0
             } else {
                 rand::random_range(0..spread)
             };
-            jobs.extend(group.iter().map(|account_id| Job {
-                account_id: account_id.clone(),
+            jobs.extend(group.iter().map(|account| Job {
+                account_id: account.id.clone(),
                 kind: JobKind::Sync,
                 delay_seconds,
+                version: account.version,
             }));
         }
         if !jobs.is_empty() {
@@ -127,7 +130,9 @@ pub async fn run_job(engine: &SyncEngine, job: &Job, deadline: Instant) -> JobRe
                     .sync_account_requested(&job.account_id, deadline)
                     .await
             } else {
-                engine.sync_account(&job.account_id, deadline).await
+                engine
+                    .sync_account_at(&job.account_id, job.version, deadline)
+                    .await
             };
             match run {
                 Ok(outcome) => {
@@ -181,6 +186,7 @@ pub async fn request_sync(queue: &dyn JobQueue, account_id: &str) -> Result<(), 
             account_id: account_id.to_owned(),
             kind: JobKind::SyncNow,
             delay_seconds: 0,
+            version: None,
         }])
         .await
 }

@@ -58,7 +58,7 @@ async fn handle_batch(
 ) -> SqsBatchResponse {
     let deadline = deadline_of(event.context.deadline);
     let mut batch = Vec::new();
-    // The message each job came in (a message carries one job or up to ten).
+    // The message each job came in (a message carries one job or up to JOBS_PER_MESSAGE).
     let mut message_ids = Vec::new();
     let now_ms = unix_ms();
     let stale_after_ms = 2 * services.config.sync_interval.as_millis() as u64;
@@ -138,6 +138,8 @@ fn deadline_of(deadline_ms: u64) -> Instant {
 mod tests {
     use super::*;
 
+    use mailroom_core::ports::JOBS_PER_MESSAGE;
+
     #[test]
     fn a_message_is_reported_once_when_any_of_its_jobs_failed() {
         let ids: Vec<String> = ["m1", "m1", "m1", "m2", "m3"]
@@ -151,6 +153,18 @@ mod tests {
             .collect();
         assert_eq!(reported, vec!["m1".to_owned(), "m3".to_owned()]);
         assert!(failures(&ids, &[]).batch_item_failures.is_empty());
+        // Two full messages: one failed job of the second returns that message alone, whole
+        // (its other jobs run again; the first message is deleted).
+        let full: Vec<String> = ["a", "b"]
+            .iter()
+            .flat_map(|id| std::iter::repeat_n(id.to_string(), JOBS_PER_MESSAGE))
+            .collect();
+        let reported: Vec<String> = failures(&full, &[JOBS_PER_MESSAGE + 57])
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        assert_eq!(reported, vec!["b".to_owned()]);
     }
 
     #[test]
@@ -159,6 +173,7 @@ mod tests {
             account_id: "a1".into(),
             kind,
             delay_seconds,
+            version: None,
         };
         let minute = 60_000;
         let now = 100 * minute;

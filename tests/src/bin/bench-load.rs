@@ -303,7 +303,7 @@ async fn main() -> Result<(), BoxError> {
                 }
                 idle = 0;
                 for m in out.messages() {
-                    // A message carries one job or up to ten (the scheduler's packing).
+                    // A message carries one job or several (the scheduler's packing).
                     let Some(jobs) = m.body().and_then(|b| JobMessage::decode(b).ok()) else {
                         continue;
                     };

@@ -2,11 +2,13 @@
 //! costs a warm worker on the AWS adapters (moto): IMAP commands and bytes (counted on the
 //! decrypted stream), DynamoDB reads and writes, KMS and S3 calls (counted by decorators around
 //! the real adapters), and the scheduler pass that enqueues it. Also the first sync and a
-//! no-change sync on a cold process (empty data-key cache) for comparison.
+//! no-change sync on a cold process (empty data-key cache) for comparison, and the CPU time of a
+//! warm no-change poll as the Lambda worker runs it (a job carrying the account's version, the
+//! account cache warm, one thread): process CPU time over many polls.
 //!
 //! Needs moto, the test OAuth server and Dovecot (`tests/servers/*.sh start`, env sourced).
-//! Usage: `cargo run -p mailroom-tests --bin bench-sync-idle [messages]` (default 200; counts do
-//! not depend on the build profile).
+//! Usage: `cargo run -p mailroom-tests --bin bench-sync-idle [messages] [polls]` (defaults 200
+//! and 500; counts do not depend on the build profile, CPU time does: use `--release` for it).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +27,7 @@ use mailroom_mail::sync::{SyncEngine, SyncOutcome, SyncSettings};
 use mailroom_oauth::OAuthTokenSource;
 use mailroom_tests::counting::imap::ImapTally;
 use mailroom_tests::counting::{Counters, CountingBlobs, CountingKeys, CountingStore, Counts};
+use mailroom_tests::process::cpu_seconds;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use secrecy::SecretString;
@@ -96,7 +99,8 @@ fn line(phase: &str, c: &Counts, tally: &ImapTally, elapsed: Duration) {
     );
 }
 
-#[tokio::main]
+// One thread, as the Lambda functions run (the CPU time per poll is measured for them).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), BoxError> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let count: usize = std::env::args()
@@ -104,6 +108,11 @@ async fn main() -> Result<(), BoxError> {
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(200);
+    let polls: u32 = std::env::args()
+        .nth(2)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(500);
     let imap_port: u16 = env("MAILROOM_TEST_IMAP_PORT")?.parse()?;
     let lmtp_port: u16 = env("MAILROOM_TEST_LMTP_PORT")?.parse()?;
     let oauth = env("MAILROOM_TEST_OAUTH_URL")?;
@@ -242,6 +251,56 @@ async fn main() -> Result<(), BoxError> {
         }
         line(phase, &counters.snapshot().since(&before), &tally, elapsed);
     }
+    // As the worker runs a scheduled job: the version the scheduler read from the due index.
+    let version = repo
+        .due_accounts_page(now_unix() + 60, None, 10)
+        .await?
+        .0
+        .into_iter()
+        .find(|due| due.id == "idle")
+        .and_then(|due| due.version);
+    for phase in ["no-change sync, warm process, job with the version (account cache)"; 2] {
+        tally.reset();
+        let before = counters.snapshot();
+        let started = Instant::now();
+        engine.sync_account_at("idle", version, deadline()).await?;
+        line(
+            phase,
+            &counters.snapshot().since(&before),
+            &tally,
+            started.elapsed(),
+        );
+    }
+    // CPU time per warm no-change poll: many polls, process CPU time (10 ms ticks) over them;
+    // with the version (the account cache) and without (one store read each, as before it).
+    let mut summary = String::new();
+    for (label, version) in [
+        ("job with the version", version),
+        ("job without a version", None),
+    ] {
+        let before = counters.snapshot();
+        let cpu = cpu_seconds();
+        let started = Instant::now();
+        for _ in 0..polls {
+            let outcome = engine.sync_account_at("idle", version, deadline()).await?;
+            if !matches!(&outcome, SyncOutcome::Synced(r) if r.new_messages() == 0) {
+                return Err(format!("a warm poll: {outcome:?}").into());
+            }
+        }
+        let (cpu, wall) = (cpu_seconds() - cpu, started.elapsed().as_secs_f64());
+        let used = counters.snapshot().since(&before);
+        let polls_f = f64::from(polls.max(1));
+        // Printed after the table.
+        summary.push_str(&format!(
+            "\n{polls} warm no-change polls ({label}): CPU {:.2} ms a poll, wall {:.2} ms a poll \
+({:.0} % CPU), {} store reads, {} store writes in all",
+            cpu * 1000.0 / polls_f,
+            wall * 1000.0 / polls_f,
+            100.0 * cpu / wall.max(f64::EPSILON),
+            used.store_reads,
+            used.store_writes,
+        ));
+    }
     let (cold_repo, cold_engine) = process();
     tally.reset();
     let before = counters.snapshot();
@@ -275,5 +334,6 @@ async fn main() -> Result<(), BoxError> {
         &tally,
         started.elapsed(),
     );
+    println!("{summary}");
     Ok(())
 }

@@ -27,6 +27,7 @@ use mailroom_core::time::now_unix;
 use mailroom_embedded::{DirBlobStore, KeyFile, RedbStore};
 use mailroom_mail::imap::ImapConnector;
 use mailroom_mail::sync::{SyncEngine, SyncOutcome, SyncSettings};
+use mailroom_tests::process::cpu_seconds;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use secrecy::SecretString;
@@ -60,23 +61,6 @@ fn peak_rss_kb() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
-}
-
-/// CPU seconds (user + system) this process has used so far, from `/proc/self/stat` (what
-/// getrusage reports, in clock ticks of 10 ms).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at state, field 3.
-    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15: indexes 11 and 12 from field 3.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Resets the peak-RSS counter (Linux `clear_refs` 5), so each phase reports its own peak.

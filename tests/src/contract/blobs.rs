@@ -83,9 +83,11 @@ pub fn sample_jobs(count: usize) -> Vec<Job> {
     let kinds = [JobKind::Sync, JobKind::SyncNow, JobKind::Verify];
     (0..count)
         .map(|i| Job {
-            account_id: format!("acct-{i:02}"),
+            account_id: format!("acct-{i:04}"),
             kind: kinds[i % kinds.len()],
             delay_seconds: 0,
+            // Odd jobs carry a version: both forms travel through every queue.
+            version: (i % 2 == 1).then_some(i as u64),
         })
         .collect()
 }

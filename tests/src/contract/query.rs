@@ -196,7 +196,7 @@ pub async fn index_bounds(store: Arc<dyn ItemStore>) {
         .await
         .unwrap();
     assert_eq!(names(got.clone()), vec!["acct-d", "acct-a"]);
-    // The index projects keys only: key, index key and version, no attributes.
+    // The index projects keys only: key, index key and the item's version, no attributes.
     assert_eq!(got[1].key, ItemKey::new("acct-a", "META"));
     assert_eq!(
         got[1].index.as_ref().map(|i| i.sk.as_str()),
@@ -206,6 +206,10 @@ pub async fn index_bounds(store: Arc<dyn ItemStore>) {
         got[1].attributes.is_empty() && got[1].sealed.is_empty(),
         "index reads return keys only"
     );
+    // The version is projected (the scheduler hands it to the workers' account cache).
+    let stored = store.get(&got[1].key).await.unwrap().map(|i| i.version);
+    assert_eq!(Some(got[1].version), stored);
+    assert_ne!(got[1].version, 0);
 
     // Paging: after an index sort key (exclusive), still bounded above.
     let got = store

@@ -166,16 +166,17 @@ pub(crate) fn from_attributes(attrs: &Attributes) -> Result<Item, StoreError> {
     })
 }
 
-/// Rebuilds an index entry as the port defines it (key, index key, expiry; version 0), whatever
+/// Rebuilds an index entry as the port defines it (key, index key, expiry, version), whatever
 /// else the table's index projects, so every table reads the same way (an older table whose
-/// index projects every attribute included).
+/// index projects every attribute included; one that does not project the version reads 0).
 pub(crate) fn from_index_attributes(attrs: &Attributes) -> Result<Item, StoreError> {
     let mut keys: Attributes = attrs
         .iter()
-        .filter(|(name, _)| [PK, SK, GSI1PK, GSI1SK, TTL].contains(&name.as_str()))
+        .filter(|(name, _)| [PK, SK, GSI1PK, GSI1SK, TTL, VERSION].contains(&name.as_str()))
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
-    keys.insert(VERSION.to_owned(), AttributeValue::N("0".into()));
+    keys.entry(VERSION.to_owned())
+        .or_insert_with(|| AttributeValue::N("0".into()));
     from_attributes(&keys)
 }
 

@@ -19,7 +19,7 @@ use mailroom_core::time::now_unix;
 use crate::error::{code, describe, is_throttling};
 use expr::with_condition;
 
-pub(crate) use convert::{GSI1PK, GSI1SK, PK, SK, TTL};
+pub(crate) use convert::{GSI1PK, GSI1SK, PK, SK, TTL, VERSION};
 
 /// The name of the secondary index.
 pub const GSI1: &str = "gsi1";

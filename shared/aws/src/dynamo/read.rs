@@ -86,7 +86,7 @@ pub(crate) struct IndexBounds<'a> {
 }
 
 /// Live items of an index partition with index sort key in the bounds, ascending, as the index
-/// projects them (keys, index key and expiry: see [`convert::from_index_attributes`]).
+/// projects them (keys, index key, expiry and version: see [`convert::from_index_attributes`]).
 pub(crate) async fn query_index(
     client: &Client,
     table: &str,

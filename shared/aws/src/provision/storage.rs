@@ -1,5 +1,5 @@
-//! Creating the DynamoDB table (key schema, `gsi1` projecting keys and `ttl`, TTL on `ttl`) and
-//! the S3 bucket.
+//! Creating the DynamoDB table (key schema, `gsi1` projecting keys, `ttl` and `version`, TTL
+//! on `ttl`) and the S3 bucket.
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use reqwest::Method;
 use crate::s3::{Operation, Request, S3Client, create_bucket_body};
 
 use super::ProvisionError;
-use crate::dynamo::{GSI1, GSI1PK, GSI1SK, PK, SK, TTL};
+use crate::dynamo::{GSI1, GSI1PK, GSI1SK, PK, SK, TTL, VERSION};
 use crate::error::{code, describe};
 
 /// How long to wait for a new table to become active.
@@ -43,12 +43,13 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         .index_name(GSI1)
         .key_schema(key(GSI1PK, KeyType::Hash)?)
         .key_schema(key(GSI1SK, KeyType::Range)?)
-        // Keys and `ttl` only: the scheduler needs nothing else, and a write that leaves the
-        // index key alone (token refresh, sync outcome) then never rewrites an index copy.
+        // Keys, `ttl` and `version` only: the scheduler passes each account's version to the
+        // workers (their account cache checks it); no attribute that makes an index copy big.
         .projection(
             Projection::builder()
                 .projection_type(ProjectionType::Include)
                 .non_key_attributes(TTL)
+                .non_key_attributes(VERSION)
                 .build(),
         )
         .build()

@@ -27,6 +27,11 @@ pub struct Job {
     /// [`MAX_DELAY_SECONDS`].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub delay_seconds: u32,
+    /// The account's version when the scheduler found it due (read from the due index): a
+    /// worker that holds this very version of the account in memory checks it without reading
+    /// the store. `None` (a requested sync, an older job) always reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -61,14 +66,25 @@ impl Job {
 }
 
 /// The most jobs one queue message carries.
-pub const JOBS_PER_MESSAGE: usize = 10;
+///
+/// SQS bills a request per 64 KB of payload, and a job is about 100 bytes (`acc_` and 32 hex
+/// digits, kind, delay, version), so 100 jobs (about 10 KB) make one billed request to send,
+/// receive or delete where ten made ten; a SendMessageBatch of ten such messages (about 100 KB)
+/// stays well under its 256 KB limit (the SQS adapter also splits batches by size). Not more,
+/// because a message's jobs share one delay (the scheduler's spread gets coarser: 1,000
+/// accounts make ten starting times per run) and all run in one invocation, `SyncWorkerParallelSyncs`
+/// (50) at a time: 100 idle polls are two rounds of about half a second, far inside the
+/// 900 s invocation and the queue's 1,800 s visibility timeout. A message is deleted only when
+/// every one of its jobs is done; one failed job (the store failing: nothing could be recorded)
+/// makes the worker report the whole message failed, SQS delivers it again after the visibility
+/// timeout, and its other jobs then run again as cheap read-only polls (idempotent).
+pub const JOBS_PER_MESSAGE: usize = 100;
 
 /// The body of one queue message: a job, or several jobs that share a delay. The scheduler's
-/// polls go ten to a message, which makes a tenth of the SQS requests to send, receive and
-/// delete them (SQS bills per request, each 64 KB of body counting as one; ten jobs are well
-/// under 1 KB). A message whose jobs are not all done is delivered again as a whole, so the
-/// consumer reports it failed when any of its jobs failed (the others then run again: a
-/// poll is idempotent).
+/// polls go [`JOBS_PER_MESSAGE`] to a message, which makes a hundredth of the SQS requests to
+/// send, receive and delete them. A message whose jobs are not all done is delivered again as a
+/// whole, so the consumer reports it failed when any of its jobs failed (the others then run
+/// again: a poll is idempotent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum JobMessage {
@@ -141,19 +157,20 @@ mod tests {
             account_id: id.into(),
             kind,
             delay_seconds,
+            version: None,
         }
     }
 
     #[test]
-    fn packs_jobs_of_one_delay_ten_to_a_message() {
-        let mut jobs: Vec<Job> = (0..23)
+    fn packs_jobs_of_one_delay_a_hundred_to_a_message() {
+        let mut jobs: Vec<Job> = (0..230)
             .map(|i| job(&format!("a{i}"), JobKind::Sync, 30))
             .collect();
         jobs.push(job("b", JobKind::Sync, 60));
         let messages = JobMessage::pack(&jobs);
         let sizes: Vec<usize> = messages.iter().map(|m| m.jobs().len()).collect();
-        assert_eq!(sizes, vec![10, 10, 3, 1]);
-        assert_eq!(messages[3], JobMessage::One(jobs[23].clone()));
+        assert_eq!(sizes, vec![100, 100, 30, 1]);
+        assert_eq!(messages[3], JobMessage::One(jobs[230].clone()));
         assert_eq!(messages[3].delay_seconds(), 60);
         assert_eq!(messages[0].delay_seconds(), 30);
         let mut back = Vec::new();
@@ -161,6 +178,19 @@ mod tests {
             back.extend(JobMessage::decode(&serde_json::to_string(m).unwrap()).unwrap());
         }
         assert_eq!(back, jobs);
+    }
+
+    #[test]
+    fn ten_full_messages_fit_a_send_batch_in_two_billed_requests() {
+        let jobs: Vec<Job> = (0..JOBS_PER_MESSAGE)
+            .map(|i| Job {
+                version: Some(u64::MAX),
+                ..job(&format!("acc_{i:032x}"), JobKind::Sync, MAX_DELAY_SECONDS)
+            })
+            .collect();
+        let body = serde_json::to_string(&JobMessage::pack(&jobs)[0]).unwrap();
+        // The longest job body: 32-hex-digit ids, the largest delay and version.
+        assert!(10 * body.len() <= 2 * 64 * 1024, "{} bytes", body.len());
     }
 
     #[test]

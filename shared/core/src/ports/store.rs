@@ -273,10 +273,12 @@ pub trait ItemStore: Send + Sync {
     /// key to read the next page, so index sort keys should be unique), at most `limit` items.
     /// Index reads may lag writes slightly, as a DynamoDB GSI does.
     ///
-    /// The index projects only keys and the expiry: each item holds its key, its index key and
-    /// `expires_at`; `version` reads as 0 and there are no attributes or sealed fields (read the
-    /// item itself for those). Projecting nothing else means a write that leaves the index key
-    /// alone never rewrites an index copy (DynamoDB bills a GSI copy's write again).
+    /// The index projects only keys, the expiry and the version: each item holds its key, its
+    /// index key, `expires_at` and `version` (0 on a table whose index was created without it);
+    /// there are no attributes or sealed fields (read the item itself for those). The version
+    /// lets the scheduler tell workers which state of an account it found due (their cache
+    /// checks it); a write rewrites the index copy (DynamoDB bills it again) because every
+    /// write changes the version, an accepted cost of about 1 WRU a write (COST.md).
     async fn query_index(
         &self,
         index_pk: &str,

@@ -10,6 +10,13 @@ use crate::ports::{Condition, Item, ItemKey, KeyContext, QueryRange, WriteOp};
 
 const KIND: &str = "account";
 
+/// An account the due index lists: its id and, where the index projects it, its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueAccount {
+    pub id: String,
+    pub version: Option<u64>,
+}
+
 fn context(id: &str) -> KeyContext {
     KeyContext::new(KIND, id)
 }
@@ -251,18 +258,20 @@ impl Repository {
         now: i64,
         limit: usize,
     ) -> Result<Vec<String>, RecordError> {
-        Ok(self.due_accounts_page(now, None, limit).await?.0)
+        let (due, _) = self.due_accounts_page(now, None, limit).await?;
+        Ok(due.into_iter().map(|d| d.id).collect())
     }
 
     /// One page of the accounts due at `now`, oldest `next_sync_at` first, with the
-    /// `start_after` of the next page (`None` after the last). The index projects keys only, so
-    /// ids come from the item keys and nothing else is read.
+    /// `start_after` of the next page (`None` after the last). The index projects keys, `ttl`
+    /// and the item's version, so ids and versions come from the index entries and nothing else
+    /// is read.
     pub async fn due_accounts_page(
         &self,
         now: i64,
         start_after: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<String>, Option<String>), RecordError> {
+    ) -> Result<(Vec<DueAccount>, Option<String>), RecordError> {
         let sk_max = format!("{:012}#~", now.max(0));
         let items = self
             .store
@@ -277,18 +286,21 @@ impl Repository {
                     .map(|x| x.sk.clone())
             })
             .flatten();
-        let ids = items
+        let due = items
             .iter()
             .map(|i| {
-                keys::account_id_of(&i.key).ok_or_else(|| {
+                let id = keys::account_id_of(&i.key).ok_or_else(|| {
                     RecordError::from(crate::ports::StoreError::Corrupt {
                         pk: i.key.pk.clone(),
                         sk: i.key.sk.clone(),
                         reason: "a due-index entry is not an account".into(),
                     })
-                })
+                })?;
+                // Version 0: a table whose index does not project it (created before it did).
+                let version = (i.version > 0).then_some(i.version);
+                Ok(DueAccount { id, version })
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((ids, next))
+            .collect::<Result<Vec<_>, RecordError>>()?;
+        Ok((due, next))
     }
 }

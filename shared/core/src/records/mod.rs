@@ -29,6 +29,7 @@ mod sends;
 mod states;
 mod tokens;
 
+pub use accounts::DueAccount;
 pub use keys::{DUE_INDEX_PK, hex_encode};
 pub use leases::Lease;
 pub use messages::{MessageKey, MessagePage, message_blob_prefix};

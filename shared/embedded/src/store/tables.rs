@@ -215,8 +215,8 @@ pub(crate) struct IndexBounds<'a> {
 }
 
 /// Reads an index partition within the bounds, ascending, live items only, as the DynamoDB
-/// index projects them: key, index key and expiry, no attributes (so code that wrongly relies
-/// on index attributes fails here too, not only on AWS).
+/// index projects them: key, index key, expiry and version, no attributes (so code that wrongly
+/// relies on index attributes fails here too, not only on AWS).
 pub(crate) fn query_index(
     items: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     index: &impl ReadableTable<(&'static str, &'static str, &'static str, &'static str), ()>,
@@ -249,7 +249,7 @@ pub(crate) fn query_index(
             && !item.is_expired(now)
         {
             let mut projected = Item::new(item.key);
-            projected.version = 0;
+            projected.version = item.version;
             projected.expires_at = item.expires_at;
             projected.index = item.index;
             out.push(projected);

@@ -65,7 +65,19 @@ impl SyncEngine {
         account_id: &str,
         deadline: Instant,
     ) -> Result<SyncOutcome, SyncError> {
-        self.sync(account_id, deadline, false).await
+        self.sync(account_id, None, deadline, false).await
+    }
+
+    /// Syncs one account for a scheduled job that carries the account's `version` as the
+    /// scheduler found it: when this process checked that very version lately, the check uses
+    /// its copy of the account and cursors and reads nothing (`cache.rs`).
+    pub async fn sync_account_at(
+        &self,
+        account_id: &str,
+        version: Option<u64>,
+        deadline: Instant,
+    ) -> Result<SyncOutcome, SyncError> {
+        self.sync(account_id, version, deadline, false).await
     }
 
     /// Syncs one account because someone asked for it: like a scheduled poll, except that the
@@ -75,12 +87,13 @@ impl SyncEngine {
         account_id: &str,
         deadline: Instant,
     ) -> Result<SyncOutcome, SyncError> {
-        self.sync(account_id, deadline, true).await
+        self.sync(account_id, None, deadline, true).await
     }
 
     async fn sync(
         &self,
         account_id: &str,
+        version: Option<u64>,
         deadline: Instant,
         requested: bool,
     ) -> Result<SyncOutcome, SyncError> {
@@ -93,8 +106,16 @@ impl SyncEngine {
         // A poll reads eventually consistent (half the price): the check writes nothing on its
         // strength; the outcome write re-reads the account, the lease path re-reads the cursors.
         // A requested sync reads consistently (it may follow the account's creation at once).
-        // A poll reads the account and its cursors in one query of the account's partition.
-        let (account, mut known_cursors) = if requested {
+        // A poll reads the account and its cursors in one query of the account's partition,
+        // unless this process checked the version the job carries lately.
+        let cached = version
+            .filter(|_| !requested)
+            .and_then(|v| self.local.accounts.get(account_id, v));
+        let from_cache = cached.is_some();
+        let (account, mut known_cursors) = if let Some(hit) = cached {
+            (Some(hit.account), Some(hit.cursors))
+        } else if requested {
+            self.local.accounts.forget(account_id);
             (self.repo.get_account(account_id).await?, None)
         } else {
             match self.repo.account_with_cursors_stale(account_id).await? {
@@ -102,6 +123,7 @@ impl SyncEngine {
                 None => (None, None),
             }
         };
+        let read_cursors = known_cursors.clone();
         let Some(account) = account else {
             return Ok(SyncOutcome::Skipped("the account does not exist".into()));
         };
@@ -130,11 +152,24 @@ impl SyncEngine {
                 deadline.min(lease_end),
                 &mut lease,
                 &mut known_cursors,
+                from_cache,
             )
             .await;
         if matches!(result, Err(SyncError::Busy)) {
+            self.local.accounts.forget(account_id);
             tracing::info!(account_id, "another worker is syncing this account");
             return Ok(SyncOutcome::Busy);
+        }
+        if matches!(result, Err(SyncError::Changed)) {
+            self.local.accounts.forget(account_id);
+            if let Some(lease) = &lease
+                && let Err(e) = self.repo.release_lease(lease).await
+            {
+                tracing::warn!(account_id, error = %e, "could not release the sync lease; it expires on its own");
+            }
+            return Ok(SyncOutcome::Skipped(
+                "the account changed since it was read; the next poll uses its new state".into(),
+            ));
         }
         // Whether the run stored anything (only a run under the lease can: it fetched mail or
         // moved a cursor). A check that found nothing new on a healthy account writes nothing.
@@ -142,12 +177,21 @@ impl SyncEngine {
             && result.as_ref().map_or(true, |r| {
                 !r.complete || r.folders.iter().any(|f| !f.unchanged)
             });
-        let recorded =
-            if stored || requested || needs_record(&account, &result, &self.settings, now_unix()) {
-                self.record(account_id, &result).await
-            } else {
-                Ok(())
-            };
+        let write =
+            stored || requested || needs_record(&account, &result, &self.settings, now_unix());
+        // Only a check that found nothing and writes nothing leaves the account and cursors as
+        // read: kept for the next poll. Anything else may have changed them.
+        match read_cursors {
+            Some(cursors) if !write && lease.is_none() && result.is_ok() => {
+                self.local.accounts.put(&account, cursors)
+            }
+            _ => self.local.accounts.forget(account_id),
+        }
+        let recorded = if write {
+            self.record(account_id, &result).await
+        } else {
+            Ok(())
+        };
         if let Some(lease) = &lease
             && let Err(e) = self.repo.release_lease(lease).await
         {
@@ -167,6 +211,7 @@ impl SyncEngine {
             Ok(report) => SyncOutcome::Synced(report),
             Err(SyncError::Store(e)) => return Err(SyncError::Store(e)),
             Err(SyncError::Busy) => SyncOutcome::Busy,
+            Err(SyncError::Changed) => SyncOutcome::Skipped("the account changed".into()),
             Err(SyncError::Token(TokenError::NotFound { .. })) => {
                 SyncOutcome::Skipped("the account does not exist".into())
             }
@@ -212,13 +257,21 @@ impl SyncEngine {
         deadline: Instant,
         lease: &mut Option<Lease>,
         known_cursors: &mut Option<Vec<FolderCursor>>,
+        from_cache: bool,
     ) -> Result<SyncReport, SyncError> {
         let endpoint = self.imap_endpoint(&account.provider_id).await?;
         let mut forced = false;
         loop {
             let grant = self.tokens.access_token(&account.id, forced).await?;
             match self
-                .with_session(&endpoint, &grant, account, deadline, lease, known_cursors)
+                .with_session(
+                    &endpoint,
+                    &grant,
+                    account,
+                    (deadline, from_cache),
+                    lease,
+                    known_cursors,
+                )
                 .await
             {
                 // The server refused the token (or it expired mid-session): refresh it once.
@@ -240,7 +293,7 @@ impl SyncEngine {
         endpoint: &MailEndpoint,
         grant: &AccessGrant,
         account: &Account,
-        deadline: Instant,
+        (deadline, from_cache): (Instant, bool),
         lease: &mut Option<Lease>,
         known_cursors: &mut Option<Vec<FolderCursor>>,
     ) -> Result<SyncReport, SyncError> {
@@ -249,7 +302,13 @@ impl SyncEngine {
             .open_session(endpoint, &grant.email, &grant.access_token)
             .await?;
         let result = self
-            .sync_folders(&mut session, account, deadline, lease, known_cursors.take())
+            .sync_folders(
+                &mut session,
+                (account, from_cache),
+                deadline,
+                lease,
+                known_cursors.take(),
+            )
             .await;
         session.logout().await;
         result

@@ -1,12 +1,13 @@
 //! The folders of one session: a read-only check first (STATUS of each folder against its
-//! stored cursor, read eventually consistent; no lease, nothing written), then, only when a
-//! folder has something to fetch, the account's sync lease, the cursors read again
-//! consistently, and the folder syncs under it.
+//! stored cursor, read eventually consistent or cached by this process; no lease, nothing
+//! written), then, only when a folder has something to fetch, the account's sync lease, the
+//! account confirmed if it came from the cache, the cursors read again consistently, and the
+//! folder syncs under it.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU32;
 
-use mailroom_core::domain::{Account, FolderCursor};
+use mailroom_core::domain::{Account, AccountStatus, FolderCursor};
 use mailroom_core::records::Lease;
 use mailroom_core::time::now_unix;
 use tokio::time::Instant;
@@ -94,10 +95,28 @@ impl SyncEngine {
         Ok((proved, true))
     }
 
+    /// Under the lease, before anything is written, when the check used this process's copy of
+    /// the account (`cache.rs`): the account as it is now must still exist, be syncable and sync
+    /// the same folders (a job queued before a delete, a re-authorization or a settings change
+    /// carries the old version); else [`SyncError::Changed`].
+    async fn confirm(&self, account: &Account) -> Result<(), SyncError> {
+        let current = self.repo.get_account(&account.id).await?;
+        let same = current.is_some_and(|now| {
+            matches!(now.status, AccountStatus::Active | AccountStatus::Degraded)
+                && now.provider_id == account.provider_id
+                && now.extra.get("sync_folders") == account.extra.get("sync_folders")
+        });
+        if same {
+            Ok(())
+        } else {
+            Err(SyncError::Changed)
+        }
+    }
+
     pub(super) async fn sync_folders(
         &self,
         session: &mut ImapSession,
-        account: &Account,
+        (account, from_cache): (&Account, bool),
         deadline: Instant,
         lease: &mut Option<Lease>,
         known_cursors: Option<Vec<FolderCursor>>,
@@ -129,6 +148,9 @@ impl SyncEngine {
                 });
             }
             *lease = Some(self.take_lease(&account.id).await?);
+            if from_cache {
+                self.confirm(account).await?;
+            }
         }
         // Under the lease: the cursors as they are now (another worker may have moved them
         // since they were read).

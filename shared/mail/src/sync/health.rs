@@ -137,36 +137,11 @@ pub(crate) fn apply(
 mod tests {
     use std::time::Duration;
 
-    use mailroom_core::domain::Tokens;
-    use secrecy::SecretString;
-
     use super::super::folder::FolderReport;
     use super::*;
 
     fn account() -> Account {
-        Account {
-            id: "a1".into(),
-            owner: "o".into(),
-            provider_id: "p".into(),
-            email: "a@example.test".into(),
-            identity: "i".into(),
-            status: AccountStatus::Active,
-            status_reason: None,
-            tokens: Tokens {
-                access_token: SecretString::from("x"),
-                refresh_token: SecretString::from("y"),
-                access_expires_at: 0,
-            },
-            granted_scopes: vec![],
-            created_at: 0,
-            updated_at: 0,
-            next_sync_at: 0,
-            last_sync_at: None,
-            last_error: None,
-            failure_count: 0,
-            extra: Default::default(),
-            version: 1,
-        }
+        super::super::test_account()
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! What a worker process keeps between jobs: the accounts it is syncing right now (so two jobs
-//! for one account never run at once in one process) and the providers' IMAP settings for a
+//! for one account never run at once in one process), the providers' IMAP settings for a
 //! short while (read once per process and minute instead of once per poll; forgotten after a
-//! failed session, so a fixed setting applies on the next try).
+//! failed session, so a fixed setting applies on the next try) and the accounts it checked
+//! lately (`cache.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +25,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct LocalState {
     running: Arc<Mutex<HashSet<String>>>,
     endpoints: Arc<Mutex<HashMap<String, (Instant, MailEndpoint)>>>,
+    pub(crate) accounts: super::cache::AccountCache,
 }
 
 /// Marks an account as being synced by this process until dropped.

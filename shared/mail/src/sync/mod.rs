@@ -11,6 +11,8 @@
 //! change alone (a failure, the first success after failures) is written without the lease: the
 //! account write is conditional on its version. Overlapping read-only checks from two processes
 //! are harmless; within one process a second job for an account that is running is skipped.
+//! A warm worker reads nothing at all for a scheduled job whose account version it checked
+//! lately (`cache.rs`: the job carries the version the scheduler read from the due index).
 //!
 //! `last_sync_at` therefore means "the last recorded sync": a sync that stored mail or changed
 //! health, or, on a healthy account with nothing new, the first check after
@@ -21,6 +23,7 @@
 
 mod account;
 mod batch;
+mod cache;
 mod check;
 mod folder;
 mod health;
@@ -104,6 +107,10 @@ pub enum SyncError {
     /// Another worker holds the account's sync lease (not a failure: nothing is recorded).
     #[error("another worker is syncing this account")]
     Busy,
+    /// Read again under the lease, the account was gone or no longer syncable as cached (not a
+    /// failure: nothing is recorded; the next poll reads its new state).
+    #[error("the account changed since this poll read it")]
+    Changed,
 }
 
 /// Syncs accounts; cheap to clone.
@@ -155,4 +162,34 @@ pub async fn delete_account_messages(
         .delete_prefix(&mailroom_core::records::message_blob_prefix(account_id))
         .await?;
     Ok(deleted)
+}
+
+/// A healthy account for unit tests.
+#[cfg(test)]
+pub(crate) fn test_account() -> mailroom_core::domain::Account {
+    use mailroom_core::domain::{Account, AccountStatus, Tokens};
+    use secrecy::SecretString;
+    Account {
+        id: "a1".into(),
+        owner: "o".into(),
+        provider_id: "p".into(),
+        email: "a@example.test".into(),
+        identity: "i".into(),
+        status: AccountStatus::Active,
+        status_reason: None,
+        tokens: Tokens {
+            access_token: SecretString::from("x"),
+            refresh_token: SecretString::from("y"),
+            access_expires_at: 0,
+        },
+        granted_scopes: vec![],
+        created_at: 0,
+        updated_at: 0,
+        next_sync_at: 0,
+        last_sync_at: None,
+        last_error: None,
+        failure_count: 0,
+        extra: Default::default(),
+        version: 1,
+    }
 }

@@ -112,6 +112,7 @@ async fn callback(
             account_id: c.account_id.clone(),
             kind: JobKind::Verify,
             delay_seconds: 0,
+            version: None,
         };
         if let Err(e) = services.queue.enqueue(&[job]).await {
             tracing::warn!(account_id = %c.account_id, error = %e, "could not queue the preflight");
