@@ -17,12 +17,7 @@ use mailroom_mail::jobs::{JobResult, SchedulerSettings, run_job, schedule_due};
 use mailroom_mail::sync::{SyncEngine, SyncOutcome, SyncSettings};
 use mailroom_tests::counting::{Counters, CountingStore, Counts};
 use serde_json::json;
-use sync_support::{Mailbox, deliver, message};
-use tokio::time::Instant;
-
-fn deadline() -> Instant {
-    Instant::now() + Duration::from_secs(120)
-}
+use sync_support::{Mailbox, deadline, deliver, message};
 
 /// A worker process: an engine whose store requests are counted.
 fn worker(mbox: &Mailbox) -> (Arc<Counters>, SyncEngine) {
