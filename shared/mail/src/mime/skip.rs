@@ -1,0 +1,293 @@
+//! Base64 attachment bodies cut out before mail-parser reads a message: it decodes every part
+//! while it parses (no option to skip), and base64 decoding of attachments the metadata only
+//! sizes was the biggest single item of a first sync's MIME parsing. A light walk of the
+//! multipart structure finds binary base64 parts, sizes them from their encoded text, and hands
+//! mail-parser a copy without their bodies. The walk is strict and bails out on anything odd;
+//! the caller checks that mail-parser saw each cut part as an empty binary part where it was
+//! cut, and parses the original otherwise.
+
+/// A cut body: where it started in the copy, and its decoded size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Cut {
+    pub offset: usize,
+    pub size: u64,
+}
+
+/// Deeper nesting than this is left to mail-parser as is.
+const MAX_DEPTH: usize = 16;
+
+/// A message with its binary base64 bodies cut out, or `None` when there is nothing to cut (or
+/// the structure is not plain enough to be sure).
+pub(super) fn cut_binary_parts(raw: &[u8]) -> Option<(Vec<u8>, Vec<Cut>)> {
+    let mut regions = Vec::new();
+    walk(raw, 0, raw.len(), 0, &mut regions).ok()?;
+    if regions.is_empty() {
+        return None;
+    }
+    let removed: usize = regions.iter().map(|(start, end, _)| end - start).sum();
+    let mut copy = Vec::with_capacity(raw.len() - removed);
+    let mut cuts = Vec::with_capacity(regions.len());
+    let mut at = 0;
+    for (start, end, size) in regions {
+        copy.extend_from_slice(&raw[at..start]);
+        cuts.push(Cut {
+            offset: copy.len(),
+            size,
+        });
+        at = end;
+    }
+    copy.extend_from_slice(&raw[at..]);
+    Some((copy, cuts))
+}
+
+/// What the walk needs from a part's headers.
+#[derive(Default)]
+struct Head {
+    /// Lowercase `type/subtype`, when exactly one Content-Type header says it.
+    mime: Option<String>,
+    boundary: Option<Vec<u8>>,
+    base64: bool,
+    content_types: usize,
+    encodings: usize,
+    /// Where the body starts (after the blank line).
+    body: usize,
+}
+
+/// The lines of `raw[start..end]`: (line start, line end without its line break, next line).
+fn lines(raw: &[u8], start: usize, end: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+    let mut at = start;
+    std::iter::from_fn(move || {
+        if at >= end {
+            return None;
+        }
+        let line_start = at;
+        let (content_end, next) = match raw[at..end].iter().position(|&b| b == b'\n') {
+            Some(nl) => (at + nl, at + nl + 1),
+            None => (end, end),
+        };
+        at = next;
+        let content_end = if content_end > line_start && raw[content_end - 1] == b'\r' {
+            content_end - 1
+        } else {
+            content_end
+        };
+        Some((line_start, content_end, next))
+    })
+}
+
+/// Reads the headers of the part at `raw[start..end]`; `None` when they never end.
+fn head(raw: &[u8], start: usize, end: usize) -> Option<Head> {
+    let mut head = Head::default();
+    // The header being unfolded: its lowercase name and value.
+    let mut current: Option<(Vec<u8>, Vec<u8>)> = None;
+    for (line, content_end, next) in lines(raw, start, end) {
+        let text = &raw[line..content_end];
+        if text.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            if let Some((_, value)) = &mut current {
+                value.extend_from_slice(text);
+            }
+            continue;
+        }
+        if let Some((name, value)) = current.take() {
+            head.take(&name, &value)?;
+        }
+        if text.is_empty() {
+            head.body = next;
+            return Some(head);
+        }
+        let colon = text.iter().position(|&b| b == b':')?;
+        let name = text[..colon].to_ascii_lowercase();
+        if name == b"content-type" || name == b"content-transfer-encoding" {
+            current = Some((name, text[colon + 1..].to_vec()));
+        }
+    }
+    None
+}
+
+impl Head {
+    fn take(&mut self, name: &[u8], value: &[u8]) -> Option<()> {
+        let value = std::str::from_utf8(value).ok()?;
+        if name == b"content-transfer-encoding" {
+            self.encodings += 1;
+            self.base64 = value.trim().eq_ignore_ascii_case("base64");
+            return Some(());
+        }
+        self.content_types += 1;
+        let mut params = value.split(';');
+        let mime = params
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if !mime.contains('/') {
+            return None;
+        }
+        for param in params {
+            let Some((key, val)) = param.split_once('=') else {
+                continue;
+            };
+            let key = key.trim().to_ascii_lowercase();
+            if key.starts_with("boundary*") {
+                return None;
+            }
+            if key == "boundary" {
+                let val = val.trim();
+                let val = match val.strip_prefix('"') {
+                    Some(quoted) => quoted.strip_suffix('"')?,
+                    None => val,
+                };
+                if val.is_empty() || val.contains(['"', '\\']) {
+                    return None;
+                }
+                self.boundary = Some(val.as_bytes().to_vec());
+            }
+        }
+        self.mime = Some(mime);
+        Some(())
+    }
+}
+
+/// Whether `line` delimits parts of `boundary`: `--boundary` or `--boundary--`, then only
+/// whitespace. Anything else holding `--boundary` fails the walk (mail-parser finds
+/// boundaries anywhere in a line).
+fn delimiter(line: &[u8], boundary: &[u8]) -> Result<Option<bool>, ()> {
+    let mut from = 0;
+    let mut found = None;
+    while let Some(dash) = line[from..].windows(2).position(|w| w == b"--") {
+        let at = from + dash;
+        if line[at + 2..].starts_with(boundary) {
+            if at != 0 {
+                return Err(());
+            }
+            let rest = &line[2 + boundary.len()..];
+            let (closing, rest) = match rest.strip_prefix(b"--") {
+                Some(rest) => (true, rest),
+                None => (false, rest),
+            };
+            if !rest.iter().all(u8::is_ascii_whitespace) {
+                return Err(());
+            }
+            found = Some(closing);
+        }
+        from = at + 1;
+    }
+    Ok(found)
+}
+
+/// Walks the part at `raw[start..end]`, adding the base64 bodies to cut (start, end, size).
+fn walk(
+    raw: &[u8],
+    start: usize,
+    end: usize,
+    depth: usize,
+    cuts: &mut Vec<(usize, usize, u64)>,
+) -> Result<(), ()> {
+    // Headers that never end: nothing to cut here.
+    let Some(head) = head(raw, start, end) else {
+        return Ok(());
+    };
+    if head.content_types > 1 || head.encodings > 1 {
+        return Err(());
+    }
+    let Some(mime) = head.mime.as_deref() else {
+        return Ok(());
+    };
+    if mime.starts_with("multipart/") {
+        let Some(boundary) = head.boundary.as_deref() else {
+            return Ok(());
+        };
+        if depth >= MAX_DEPTH {
+            return Err(());
+        }
+        // The part under way: where it starts; it ends at the line break before a delimiter,
+        // which belongs to the delimiter.
+        let mut part: Option<usize> = None;
+        for (line, content_end, next) in lines(raw, head.body, end) {
+            let text = &raw[line..content_end];
+            if !text.contains(&b'-') {
+                continue;
+            }
+            let Some(closing) = delimiter(text, boundary)? else {
+                continue;
+            };
+            if let Some(part_start) = part.take() {
+                let mut part_end = line;
+                if part_end > part_start {
+                    part_end -= 1;
+                    if part_end > part_start && raw[part_end - 1] == b'\r' {
+                        part_end -= 1;
+                    }
+                }
+                walk(raw, part_start, part_end, depth + 1, cuts)?;
+            }
+            if closing {
+                return Ok(());
+            }
+            part = Some(next);
+        }
+        // No closing delimiter: the last part is left as it is.
+        return Ok(());
+    }
+    let binary = !(mime.starts_with("text/") || mime.starts_with("message/"));
+    if binary
+        && head.base64
+        && head.body < end
+        && let Some(size) = decoded_size(&raw[head.body..end])
+    {
+        cuts.push((head.body, end, size));
+    }
+    Ok(())
+}
+
+/// Byte classes for [`decoded_size`]: 1 a base64 letter, 2 whitespace, 0 anything else.
+const CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = if c.is_ascii_alphanumeric() || c == b'+' || c == b'/' {
+            1
+        } else if c == b' ' || c == b'\t' || c == b'\r' || c == b'\n' {
+            2
+        } else {
+            0
+        };
+        b += 1;
+    }
+    table
+};
+
+/// The decoded size of a base64 body, when it is plain base64 (letters, line breaks, and at
+/// most two `=` of padding at the end) that mail-parser decodes to exactly that many bytes.
+pub(super) fn decoded_size(body: &[u8]) -> Option<u64> {
+    let mut text = body;
+    while let Some((last, rest)) = text.split_last() {
+        if CLASS[usize::from(*last)] != 2 {
+            break;
+        }
+        text = rest;
+    }
+    let mut padding = 0;
+    while let Some((b'=', rest)) = text.split_last() {
+        padding += 1;
+        text = rest;
+    }
+    let (mut letters, mut bad) = (0usize, false);
+    for &b in text {
+        let class = CLASS[usize::from(b)];
+        bad |= class == 0;
+        letters += usize::from(class & 1);
+    }
+    // Only canonical endings: mail-parser drops an unpadded partial group and decodes odd
+    // padding its own way.
+    let tail = match (letters % 4, padding) {
+        (0, 0) => 0,
+        (2, 2) => 1,
+        (3, 1) => 2,
+        _ => return None,
+    };
+    if bad {
+        return None;
+    }
+    Some((letters / 4 * 3 + tail) as u64)
+}
