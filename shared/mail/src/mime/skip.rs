@@ -202,11 +202,26 @@ fn walk(
         // The part under way: where it starts; it ends at the line break before a delimiter,
         // which belongs to the delimiter.
         let mut part: Option<usize> = None;
-        for (line, content_end, next) in lines(raw, head.body, end) {
+        // Only lines holding "--" can delimit (or hide a boundary mid-line): jump from one to
+        // the next with memchr, so a base64 body (no '-' at all) is skipped in one search.
+        let mut at = head.body;
+        while let Some(dash) = find_double_dash(&raw[at..end]) {
+            let dash = at + dash;
+            let line = raw[at..dash]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(at, |nl| at + nl + 1);
+            let (content_end, next) = match raw[dash..end].iter().position(|&b| b == b'\n') {
+                Some(nl) => (dash + nl, dash + nl + 1),
+                None => (end, end),
+            };
+            at = next;
+            let content_end = if content_end > line && raw[content_end - 1] == b'\r' {
+                content_end - 1
+            } else {
+                content_end
+            };
             let text = &raw[line..content_end];
-            if !text.contains(&b'-') {
-                continue;
-            }
             let Some(closing) = delimiter(text, boundary)? else {
                 continue;
             };
@@ -239,7 +254,33 @@ fn walk(
     Ok(())
 }
 
-/// Byte classes for [`decoded_size`]: 1 a base64 letter, 2 whitespace, 0 anything else.
+/// Where "--" first occurs in `bytes`. Blocks without a '-' are skipped with `contains`
+/// (std's word-at-a-time memchr): a base64 body has none.
+fn find_double_dash(bytes: &[u8]) -> Option<usize> {
+    const BLOCK: usize = 1024;
+    let mut from = 0;
+    while from < bytes.len() {
+        let block_end = (from + BLOCK).min(bytes.len());
+        if !bytes[from..block_end].contains(&b'-') {
+            from = block_end;
+            continue;
+        }
+        let Some(dash) = bytes[from..block_end].iter().position(|&b| b == b'-') else {
+            from = block_end;
+            continue;
+        };
+        let at = from + dash;
+        match bytes.get(at + 1) {
+            Some(b'-') => return Some(at),
+            Some(_) => from = at + 2,
+            None => return None,
+        }
+    }
+    None
+}
+
+/// Byte classes for [`decoded_size`]: 1 a base64 letter, 2 whitespace, 0 anything else (a
+/// table: the crate is built for size, where range tests do not vectorize and run slower).
 const CLASS: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut b = 0;
@@ -262,7 +303,7 @@ const CLASS: [u8; 256] = {
 pub(super) fn decoded_size(body: &[u8]) -> Option<u64> {
     let mut text = body;
     while let Some((last, rest)) = text.split_last() {
-        if CLASS[usize::from(*last)] != 2 {
+        if !matches!(last, b'\r' | b'\n' | b' ' | b'\t') {
             break;
         }
         text = rest;
