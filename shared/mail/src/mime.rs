@@ -123,16 +123,32 @@ fn cut_size(cuts: &[skip::Cut], part: &mail_parser::MessagePart<'_>) -> Option<u
     let offset = part.offset_body as usize;
     cuts.iter()
         .find(|cut| cut.offset == offset && is_binary(part))
-        .map(|cut| cut.size)
+        .and_then(|cut| cut.size)
 }
 
-/// Whether mail-parser read every cut part as an empty binary part starting where it was cut:
-/// then it read the same structure as in the whole message.
+/// Whether mail-parser read every cut part where it was cut, as the whole message's: a binary
+/// part cut whole as an empty binary part; a text part cut short as the first text body (the
+/// snippet's), still longer than the snippet's preview, and not an attachment (whose size
+/// would count). Then every field reads as in the whole message.
 fn cuts_agree(message: &Message<'_>, cuts: &[skip::Cut]) -> bool {
-    cuts.iter().all(|cut| {
-        message.parts.iter().any(|part| {
-            part.offset_body as usize == cut.offset && is_binary(part) && part.body.len() == 0
-        })
+    let at = |part: &mail_parser::MessagePart<'_>, cut: &skip::Cut| {
+        part.offset_body as usize == cut.offset
+    };
+    cuts.iter().all(|cut| match cut.size {
+        Some(_) => message
+            .parts
+            .iter()
+            .any(|part| at(part, cut) && is_binary(part) && part.body.len() == 0),
+        None => {
+            let first_text = message
+                .text_body
+                .first()
+                .and_then(|id| message.parts.get(*id as usize));
+            first_text.is_some_and(|part| {
+                at(part, cut)
+                    && matches!(&part.body, PartType::Text(text) if text.len() > 2 * SNIPPET_CHARS)
+            }) && !message.attachments().any(|part| at(part, cut))
+        }
     })
 }
 

@@ -1,40 +1,63 @@
-//! Base64 attachment bodies cut out before mail-parser reads a message: it decodes every part
-//! while it parses (no option to skip), and base64 decoding of attachments the metadata only
-//! sizes was the biggest single item of a first sync's MIME parsing. A light walk of the
-//! multipart structure finds binary base64 parts, sizes them from their encoded text, and hands
-//! mail-parser a copy without their bodies. The walk is strict and bails out on anything odd;
-//! the caller checks that mail-parser saw each cut part as an empty binary part where it was
-//! cut, and parses the original otherwise.
+//! Bodies cut out before mail-parser reads a message: it decodes every part while it parses
+//! (no option to skip), though the metadata only needs an attachment's decoded size and the
+//! first 200 characters of the text. A light walk of the multipart structure finds binary
+//! base64 parts, sizes them from their encoded text, and finds the first text/plain part; it
+//! hands mail-parser a copy without the binary bodies and without that text's tail past a few
+//! KB. The walk is strict and bails out on anything odd; the caller checks that mail-parser saw
+//! each cut part where it was cut, as the whole message's, and parses the original otherwise.
 
-/// A cut body: where it started in the copy, and its decoded size.
+/// A cut body: where the part's body starts in the copy, and the decoded size of a binary
+/// part cut whole (`None`: the tail of the first text/plain part was cut, its start kept for
+/// the snippet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Cut {
     pub offset: usize,
-    pub size: u64,
+    pub size: Option<u64>,
 }
+
+/// What the walk cuts: the part's body start, the bytes removed, the binary size.
+struct Region {
+    body: usize,
+    start: usize,
+    end: usize,
+    size: Option<u64>,
+}
+
+/// The walk's findings.
+#[derive(Default)]
+struct Walk {
+    regions: Vec<Region>,
+    /// Whether a text/plain part was met already (only the first one's tail is cut).
+    text_seen: bool,
+}
+
+/// How much of a text/plain body is kept: enough for the snippet whatever the encoding (the
+/// caller checks the part still decodes to more than the snippet needs).
+const TEXT_KEEP: usize = 2048;
 
 /// Deeper nesting than this is left to mail-parser as is.
 const MAX_DEPTH: usize = 16;
 
-/// A message with its binary base64 bodies cut out, or `None` when there is nothing to cut (or
-/// the structure is not plain enough to be sure).
+/// A message with its binary base64 bodies and its long first text's tail cut out, or `None`
+/// when there is nothing to cut (or the structure is not plain enough to be sure).
 pub(super) fn cut_binary_parts(raw: &[u8]) -> Option<(Vec<u8>, Vec<Cut>)> {
-    let mut regions = Vec::new();
-    walk(raw, 0, raw.len(), 0, &mut regions).ok()?;
-    if regions.is_empty() {
+    let mut found = Walk::default();
+    walk(raw, 0, raw.len(), 0, &mut found).ok()?;
+    if found.regions.is_empty() {
         return None;
     }
-    let removed: usize = regions.iter().map(|(start, end, _)| end - start).sum();
+    let removed: usize = found.regions.iter().map(|r| r.end - r.start).sum();
     let mut copy = Vec::with_capacity(raw.len() - removed);
-    let mut cuts = Vec::with_capacity(regions.len());
+    let mut cuts = Vec::with_capacity(found.regions.len());
     let mut at = 0;
-    for (start, end, size) in regions {
-        copy.extend_from_slice(&raw[at..start]);
+    for region in found.regions {
+        // The part's body starts at or before the removed bytes, after every earlier region.
         cuts.push(Cut {
-            offset: copy.len(),
-            size,
+            offset: copy.len() + (region.body - at),
+            size: region.size,
         });
-        at = end;
+        copy.extend_from_slice(&raw[at..region.start]);
+        at = region.end;
     }
     copy.extend_from_slice(&raw[at..]);
     Some((copy, cuts))
@@ -46,7 +69,10 @@ struct Head {
     /// Lowercase `type/subtype`, when exactly one Content-Type header says it.
     mime: Option<String>,
     boundary: Option<Vec<u8>>,
-    base64: bool,
+    /// Lowercase Content-Transfer-Encoding, if any.
+    encoding: Option<String>,
+    /// Lowercase charset parameter, if any.
+    charset: Option<String>,
     content_types: usize,
     encodings: usize,
     /// Where the body starts (after the blank line).
@@ -109,7 +135,7 @@ impl Head {
         let value = std::str::from_utf8(value).ok()?;
         if name == b"content-transfer-encoding" {
             self.encodings += 1;
-            self.base64 = value.trim().eq_ignore_ascii_case("base64");
+            self.encoding = Some(value.trim().to_ascii_lowercase());
             return Some(());
         }
         self.content_types += 1;
@@ -129,6 +155,9 @@ impl Head {
             let key = key.trim().to_ascii_lowercase();
             if key.starts_with("boundary*") {
                 return None;
+            }
+            if key == "charset" {
+                self.charset = Some(val.trim().trim_matches('"').to_ascii_lowercase());
             }
             if key == "boundary" {
                 let val = val.trim();
@@ -174,14 +203,8 @@ fn delimiter(line: &[u8], boundary: &[u8]) -> Result<Option<bool>, ()> {
     Ok(found)
 }
 
-/// Walks the part at `raw[start..end]`, adding the base64 bodies to cut (start, end, size).
-fn walk(
-    raw: &[u8],
-    start: usize,
-    end: usize,
-    depth: usize,
-    cuts: &mut Vec<(usize, usize, u64)>,
-) -> Result<(), ()> {
+/// Walks the part at `raw[start..end]`, adding what to cut to `found`.
+fn walk(raw: &[u8], start: usize, end: usize, depth: usize, found: &mut Walk) -> Result<(), ()> {
     // Headers that never end: nothing to cut here.
     let Some(head) = head(raw, start, end) else {
         return Ok(());
@@ -189,8 +212,11 @@ fn walk(
     if head.content_types > 1 || head.encodings > 1 {
         return Err(());
     }
-    let Some(mime) = head.mime.as_deref() else {
-        return Ok(());
+    // A message without Content-Type is text/plain; a part without one is left alone.
+    let mime = match head.mime.as_deref() {
+        Some(mime) => mime,
+        None if depth == 0 => "text/plain",
+        None => return Ok(()),
     };
     if mime.starts_with("multipart/") {
         let Some(boundary) = head.boundary.as_deref() else {
@@ -233,7 +259,7 @@ fn walk(
                         part_end -= 1;
                     }
                 }
-                walk(raw, part_start, part_end, depth + 1, cuts)?;
+                walk(raw, part_start, part_end, depth + 1, found)?;
             }
             if closing {
                 return Ok(());
@@ -243,15 +269,53 @@ fn walk(
         // No closing delimiter: the last part is left as it is.
         return Ok(());
     }
+    if mime == "text/plain" {
+        if !std::mem::replace(&mut found.text_seen, true)
+            && let Some(keep) = text_keep(&head, &raw[head.body..end])
+        {
+            found.regions.push(Region {
+                body: head.body,
+                start: head.body + keep,
+                end,
+                size: None,
+            });
+        }
+        return Ok(());
+    }
     let binary = !(mime.starts_with("text/") || mime.starts_with("message/"));
     if binary
-        && head.base64
+        && head.encoding.as_deref() == Some("base64")
         && head.body < end
         && let Some(size) = decoded_size(&raw[head.body..end])
     {
-        cuts.push((head.body, end, size));
+        found.regions.push(Region {
+            body: head.body,
+            start: head.body,
+            end,
+            size: Some(size),
+        });
     }
     Ok(())
+}
+
+/// How much of a long text/plain body to keep: up to the first line break past [`TEXT_KEEP`],
+/// for encodings and charsets whose decoding of a prefix is the prefix of the decoding (a line
+/// break never falls inside a character or a quoted-printable escape there). `None`: keep it.
+fn text_keep(head: &Head, body: &[u8]) -> Option<usize> {
+    let encoding_ok = matches!(
+        head.encoding.as_deref(),
+        None | Some("7bit" | "8bit" | "quoted-printable")
+    );
+    let charset_ok = matches!(
+        head.charset.as_deref(),
+        None | Some("utf-8" | "us-ascii" | "iso-8859-1" | "windows-1252")
+    );
+    if !(encoding_ok && charset_ok) || body.len() < 2 * TEXT_KEEP {
+        return None;
+    }
+    let line_end = body[TEXT_KEEP..].iter().position(|&b| b == b'\n')?;
+    let keep = TEXT_KEEP + line_end + 1;
+    (body.len() - keep >= TEXT_KEEP / 2).then_some(keep)
 }
 
 /// Where "--" first occurs in `bytes`. Blocks without a '-' are skipped with `contains`

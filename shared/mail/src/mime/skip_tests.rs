@@ -2,7 +2,7 @@
 //! broken input (every truncation and many byte flips of the samples).
 
 use super::skip::{cut_binary_parts, decoded_size};
-use super::{parse_fields, parse_fields_whole};
+use super::{FIELDS_PARSER, cuts_agree, parse_fields, parse_fields_whole};
 
 const NESTED: &str = "From: =?utf-8?b?w4Fubg==?= <ann@example.test>\r\nTo: bob@example.test\r\n\
 Subject: =?iso-8859-1?q?R=E9sum=E9?= and =?utf-8?b?Y2Fmw6k=?=\r\nMessage-ID: <n1@example.test>\r\n\
@@ -119,8 +119,8 @@ fn nested_attachments_are_cut_and_sized() {
     let (copy, cuts) = cut_binary_parts(NESTED.as_bytes()).expect("parts to cut");
     // The PDF and the inline PNG; the HTML is text and the ZIP is inside a message.
     assert_eq!(cuts.len(), 2);
-    assert_eq!(cuts[0].size, 9 + 9 + 2);
-    assert_eq!(cuts[1].size, 8);
+    assert_eq!(cuts[0].size, Some(9 + 9 + 2));
+    assert_eq!(cuts[1].size, Some(8));
     assert!(copy.len() < NESTED.len());
     let fields = parse_fields(NESTED.as_bytes());
     assert_eq!(fields.subject.as_deref(), Some("Résumé and café"));
@@ -147,8 +147,80 @@ fn the_bench_attachment_is_cut() {
     let bench = bench_like();
     let (_, cuts) = cut_binary_parts(bench.as_bytes()).expect("parts to cut");
     assert_eq!(cuts.len(), 1);
-    assert_eq!(cuts[0].size, 842 * 54);
+    assert_eq!(cuts[0].size, Some(842 * 54));
     assert_eq!(parse_fields(bench.as_bytes()).attachments[0].size, 842 * 54);
+}
+
+/// Long text messages: single part, quoted-printable, a text attachment, UTF-16, in a
+/// multipart after a short first text part.
+fn long_texts() -> Vec<String> {
+    let mut lines = String::new();
+    for line in 0..120 {
+        lines.push_str(&format!(
+            "Line {line} of the message: caf\u{e9}   the quick brown fox jumps over the dog.\r\n"
+        ));
+    }
+    let qp = lines
+        .replace('\u{e9}', "=C3=A9")
+        .replace(" dog.", " =\r\ndog.");
+    vec![
+        format!("Subject: long\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{lines}"),
+        format!("Subject: bare\r\n\r\n{lines}"),
+        format!(
+            "Subject: qp\r\nContent-Type: text/plain; charset=\"UTF-8\"\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\n{qp}"
+        ),
+        format!(
+            "Subject: att\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\n\
+Content-Type: text/plain\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\n{lines}\r\n--z--\r\n"
+        ),
+        format!(
+            "Subject: second\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\n\
+Content-Type: text/plain\r\n\r\nshort\r\n--z\r\nContent-Type: text/plain\r\n\r\n{lines}\r\n--z--\r\n"
+        ),
+        format!(
+            "Subject: alt\r\nContent-Type: multipart/alternative; boundary=z\r\n\r\n--z\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\n{lines}\r\n--z\r\nContent-Type: text/html\r\n\r\n\
+<p>{lines}</p>\r\n--z--\r\n"
+        ),
+        format!("Subject: u16\r\nContent-Type: text/plain; charset=utf-16\r\n\r\n{lines}"),
+    ]
+}
+
+#[test]
+fn long_text_tails_are_cut_with_the_same_fields() {
+    for (at, sample) in long_texts().iter().enumerate() {
+        let raw = sample.as_bytes();
+        assert_eq!(parse_fields(raw), parse_fields_whole(raw), "sample {at}");
+        // Cut through at many places too.
+        for len in (0..raw.len()).step_by(97) {
+            let raw = &raw[..len];
+            assert_eq!(
+                parse_fields(raw),
+                parse_fields_whole(raw),
+                "sample {at} at {len}"
+            );
+        }
+    }
+    // The cut path is taken (mail-parser agrees) where it can be, not for the attachment.
+    for (at, agrees) in [(0, true), (1, true), (2, true), (3, false), (5, true)] {
+        let sample = &long_texts()[at];
+        let (copy, cuts) = cut_binary_parts(sample.as_bytes()).expect("a tail to cut");
+        let message = FIELDS_PARSER.parse(&copy).expect("a message");
+        assert_eq!(cuts_agree(&message, &cuts), agrees, "sample {at}");
+    }
+    let single = &long_texts()[0];
+    let (copy, cuts) = cut_binary_parts(single.as_bytes()).expect("a tail to cut");
+    assert_eq!(cuts.len(), 1);
+    assert_eq!(cuts[0].size, None);
+    assert!(copy.len() < 2 * 2048 + 200);
+    assert!(cut_binary_parts(long_texts()[6].as_bytes()).is_none());
+    let fields = parse_fields(single.as_bytes());
+    assert!(
+        fields
+            .snippet
+            .is_some_and(|s| s.starts_with("Line 0 of the message: café the quick"))
+    );
 }
 
 #[test]
