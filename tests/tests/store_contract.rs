@@ -49,6 +49,7 @@ item_store_contract!(
     query::query_pages,
     query::index_bounds,
     query::put_many_and_delete_many,
+    query::put_many_then_writes_the_last_item_after,
 );
 
 #[tokio::test]

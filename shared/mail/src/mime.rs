@@ -2,9 +2,13 @@
 //! the messages API shows. A message that does not parse is still stored raw; the parser only
 //! decides what can be said about it.
 
+mod skip;
+#[cfg(test)]
+mod skip_tests;
+
 use std::sync::LazyLock;
 
-use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 use mailroom_core::domain::AttachmentInfo;
 
 /// Bounds that keep one metadata item small whatever the message (store items are capped).
@@ -90,10 +94,65 @@ fn id_list(value: &HeaderValue<'_>, max: usize) -> Vec<String> {
 }
 
 /// Reads the metadata fields of a raw message; `parsed` is false when no header could be read.
+/// Binary base64 attachments are sized from their encoded text instead of being decoded (see
+/// [`skip`]); the fields are the same as [`parse_fields_whole`]'s.
 pub fn parse_fields(raw: &[u8]) -> ParsedFields {
-    let Some(message) = FIELDS_PARSER.parse(raw) else {
-        return ParsedFields::default();
+    if let Some((copy, cuts)) = skip::cut_binary_parts(raw) {
+        match FIELDS_PARSER.parse(&copy) {
+            Some(message) if cuts_agree(&message, &cuts) => return fields_of(&message, &cuts),
+            _ => tracing::debug!("the message without its attachment bodies reads differently"),
+        }
+    }
+    parse_fields_whole(raw)
+}
+
+/// [`parse_fields`] decoding every part (the reference the cut path must match).
+pub fn parse_fields_whole(raw: &[u8]) -> ParsedFields {
+    match FIELDS_PARSER.parse(raw) {
+        Some(message) => fields_of(&message, &[]),
+        None => ParsedFields::default(),
+    }
+}
+
+fn is_binary(part: &mail_parser::MessagePart<'_>) -> bool {
+    matches!(part.body, PartType::Binary(_) | PartType::InlineBinary(_))
+}
+
+/// The decoded size of a part whose body was cut out, if it was.
+fn cut_size(cuts: &[skip::Cut], part: &mail_parser::MessagePart<'_>) -> Option<u64> {
+    let offset = part.offset_body as usize;
+    cuts.iter()
+        .find(|cut| cut.offset == offset && is_binary(part))
+        .and_then(|cut| cut.size)
+}
+
+/// Whether mail-parser read every cut part where it was cut, as the whole message's: a binary
+/// part cut whole as an empty binary part; a text part cut short as the first text body (the
+/// snippet's), still longer than the snippet's preview, and not an attachment (whose size
+/// would count). Then every field reads as in the whole message.
+fn cuts_agree(message: &Message<'_>, cuts: &[skip::Cut]) -> bool {
+    let at = |part: &mail_parser::MessagePart<'_>, cut: &skip::Cut| {
+        part.offset_body as usize == cut.offset
     };
+    cuts.iter().all(|cut| match cut.size {
+        Some(_) => message
+            .parts
+            .iter()
+            .any(|part| at(part, cut) && is_binary(part) && part.body.len() == 0),
+        None => {
+            let first_text = message
+                .text_body
+                .first()
+                .and_then(|id| message.parts.get(*id as usize));
+            first_text.is_some_and(|part| {
+                at(part, cut)
+                    && matches!(&part.body, PartType::Text(text) if text.len() > 2 * SNIPPET_CHARS)
+            }) && !message.attachments().any(|part| at(part, cut))
+        }
+    })
+}
+
+fn fields_of(message: &Message<'_>, cuts: &[skip::Cut]) -> ParsedFields {
     // mail-parser reads almost anything; a message counts as parsed when at least one header
     // has a valid RFC 5322 field name.
     let valid_name =
@@ -117,7 +176,7 @@ pub fn parse_fields(raw: &[u8]) -> ParsedFields {
                     None => ct.ctype().to_owned(),
                 })
                 .unwrap_or_else(|| "application/octet-stream".to_owned()),
-            size: part.len() as u64,
+            size: cut_size(cuts, part).unwrap_or(part.len() as u64),
         })
         .collect();
     ParsedFields {

@@ -271,3 +271,47 @@ pub async fn put_many_and_delete_many(store: Arc<dyn ItemStore>) {
     store.put_many(Vec::new()).await.unwrap();
     store.delete_many(Vec::new()).await.unwrap();
 }
+
+/// `put_many_then`: the items and then the last item are all stored (a repeated key's last
+/// item wins, the last item replaces what was there); when an item is refused, the last item
+/// is not written (a cursor never gets ahead of the metadata it covers).
+pub async fn put_many_then_writes_the_last_item_after(store: Arc<dyn ItemStore>) {
+    let mut cursor = item("THEN", "cursor");
+    cursor.attributes.insert("name".into(), json!("old"));
+    store.put(cursor, Condition::None).await.unwrap();
+    let mut items: Vec<Item> = (0..30).map(|i| item("THEN", &format!("{i:03}"))).collect();
+    let mut again = item("THEN", "004");
+    again.attributes.insert("name".into(), json!("second"));
+    items.push(again);
+    let mut cursor = item("THEN", "cursor");
+    cursor.attributes.insert("name".into(), json!("new"));
+    store.put_many_then(items, cursor).await.unwrap();
+    let page = store
+        .query(
+            "THEN",
+            QueryRange {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 31);
+    assert_eq!(page.items[4].attributes["name"], json!("second"));
+    assert_eq!(page.items[30].key.sk, "cursor");
+    assert_eq!(page.items[30].attributes["name"], json!("new"));
+
+    // A reserved attribute name: the item is refused.
+    let mut bad = item("THEN", "bad");
+    bad.attributes.insert("pk".into(), json!("x"));
+    let mut cursor = item("THEN", "cursor");
+    cursor.attributes.insert("name".into(), json!("newer"));
+    let result = store.put_many_then(vec![bad], cursor).await;
+    assert!(matches!(result, Err(StoreError::Invalid(_))), "{result:?}");
+    let stored = store
+        .get(&ItemKey::new("THEN", "cursor"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.attributes["name"], json!("new"));
+}

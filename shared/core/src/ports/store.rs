@@ -296,6 +296,15 @@ pub trait ItemStore: Send + Sync {
     /// key repeats, the last item wins). Not atomic: on error, some items may have been written.
     async fn put_many(&self, items: Vec<Item>) -> Result<(), StoreError>;
 
+    /// Writes `items` as [`ItemStore::put_many`] does, then `last` unconditionally: `last` is
+    /// never durable before every item (a folder cursor after the metadata it covers). This
+    /// default makes two calls in that order; a store that can commit both at once (one
+    /// transaction) overrides it, saving a commit per sync batch.
+    async fn put_many_then(&self, items: Vec<Item>, last: Item) -> Result<(), StoreError> {
+        self.put_many(items).await?;
+        self.put(last, Condition::None).await
+    }
+
     /// Deletes many items unconditionally (batched by the adapter).
     async fn delete_many(&self, keys: Vec<ItemKey>) -> Result<(), StoreError>;
 }

@@ -5,8 +5,9 @@ use serde_json::Value;
 
 use super::codec::corrupt;
 use super::keys::{account_pk, hex_encode};
+use super::messages::MessageKey;
 use super::repository::{RecordError, Repository};
-use crate::domain::{Account, FolderCursor};
+use crate::domain::{Account, FolderCursor, MessageMeta};
 use crate::ports::{Condition, Item, ItemKey, QueryRange, StoreError};
 
 const PREFIX: &str = "FOLDER#";
@@ -125,6 +126,25 @@ impl Repository {
     ) -> Result<(), RecordError> {
         let item = cursor_to_item(account_id, cursor)?;
         Ok(self.store.put(item, Condition::None).await?)
+    }
+
+    /// Writes a sync batch's message metadata (and Gmail first copies), then the folder cursor
+    /// that covers them: the cursor is never durable before them (the store may write both in
+    /// one commit).
+    pub async fn put_messages_then_cursor(
+        &self,
+        account_id: &str,
+        metas: &[MessageMeta],
+        gmail_copies: &[(u64, MessageKey)],
+        cursor: &FolderCursor,
+    ) -> Result<(), RecordError> {
+        let mut items = Vec::with_capacity(metas.len() + gmail_copies.len());
+        for meta in metas {
+            items.push(super::messages::meta_to_item(meta)?);
+        }
+        items.extend(super::messages::gmail_copy_items(account_id, gmail_copies));
+        let last = cursor_to_item(account_id, cursor)?;
+        Ok(self.store.put_many_then(items, last).await?)
     }
 
     /// Forgets one folder's cursor (its next sync starts over as a first sync).

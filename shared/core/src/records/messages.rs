@@ -109,7 +109,7 @@ fn folder_prefix(folder: &str) -> String {
     format!("{}#", hex_encode(folder))
 }
 
-fn meta_to_item(meta: &MessageMeta) -> Result<Item, StoreError> {
+pub(super) fn meta_to_item(meta: &MessageMeta) -> Result<Item, StoreError> {
     let key = MessageKey::new(&meta.folder, meta.uid_validity, meta.uid);
     let mut item = Item::new(ItemKey::new(messages_pk(&meta.account_id), key.sort_key()));
     match serde_json::to_value(meta) {
@@ -127,6 +127,19 @@ fn meta_to_item(meta: &MessageMeta) -> Result<Item, StoreError> {
 fn meta_from_item(item: &Item) -> Result<MessageMeta, StoreError> {
     serde_json::from_value(Value::Object(item.attributes.clone()))
         .map_err(|e| corrupt(item, format!("message metadata: {e}")))
+}
+
+/// The items saying where each Gmail message (X-GM-MSGID) was stored first.
+pub(super) fn gmail_copy_items<'a>(
+    account_id: &'a str,
+    copies: &'a [(u64, MessageKey)],
+) -> impl Iterator<Item = Item> + 'a {
+    copies.iter().map(move |(msgid, key)| {
+        let mut item = Item::new(ItemKey::new(gmail_pk(account_id), format!("{msgid:020}")));
+        item.attributes
+            .insert("message".into(), serde_json::json!(key.sort_key()));
+        item
+    })
 }
 
 /// One page of messages, newest first; `next` is the opaque cursor of the following page.
@@ -295,16 +308,7 @@ impl Repository {
         if copies.is_empty() {
             return Ok(());
         }
-        let items = copies
-            .iter()
-            .map(|(msgid, key)| {
-                let mut item =
-                    Item::new(ItemKey::new(gmail_pk(account_id), format!("{msgid:020}")));
-                item.attributes
-                    .insert("message".into(), serde_json::json!(key.sort_key()));
-                item
-            })
-            .collect();
+        let items = gmail_copy_items(account_id, copies).collect();
         Ok(self.store.put_many(items).await?)
     }
 

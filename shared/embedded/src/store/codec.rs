@@ -25,20 +25,38 @@ struct Stored {
     sealed: BTreeMap<String, String>,
 }
 
+/// [`Stored`]'s serialized form, borrowing the item: encoding a message's metadata cloned its
+/// whole attribute map first (allocations were a visible share of a first sync's CPU). The
+/// field names and order are [`Stored`]'s, so the bytes are the same.
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    #[serde(rename = "v")]
+    version: u64,
+    #[serde(rename = "x", skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+    #[serde(rename = "i", skip_serializing_if = "Option::is_none")]
+    index: Option<(&'a str, &'a str)>,
+    #[serde(rename = "a")]
+    attributes: &'a Map<String, Value>,
+    #[serde(rename = "s")]
+    sealed: BTreeMap<&'a str, String>,
+}
+
 /// Serializes everything but the key (the table key holds it).
 pub(crate) fn encode(item: &Item) -> Result<Vec<u8>, StoreError> {
-    let stored = Stored {
+    let stored = StoredRef {
         version: item.version,
         expires_at: item.expires_at,
-        index: item.index.as_ref().map(|i| (i.pk.clone(), i.sk.clone())),
-        attributes: item.attributes.clone(),
+        index: item.index.as_ref().map(|i| (i.pk.as_str(), i.sk.as_str())),
+        attributes: &item.attributes,
         sealed: item
             .sealed
             .iter()
-            .map(|(name, bytes)| (name.clone(), STANDARD_NO_PAD.encode(bytes)))
+            .map(|(name, bytes)| (name.as_str(), STANDARD_NO_PAD.encode(bytes)))
             .collect(),
     };
-    let mut out = vec![FORMAT];
+    let mut out = Vec::with_capacity(512);
+    out.push(FORMAT);
     serde_json::to_writer(&mut out, &stored).map_err(|e| {
         StoreError::Invalid(format!(
             "item {}/{} cannot be serialized: {e}",
@@ -96,6 +114,30 @@ mod tests {
         item.sealed.insert("f".into(), vec![0, 1, 255]);
         let bytes = encode(&item).unwrap();
         assert_eq!(decode("P", "S", &bytes).unwrap(), item);
+    }
+
+    #[test]
+    fn encodes_the_same_bytes_as_the_owned_form() {
+        let mut item = Item::new(ItemKey::new("P", "S"));
+        item.version = 3;
+        item.attributes
+            .insert("subject".into(), serde_json::json!("caf\u{e9} \"quoted\""));
+        item.sealed.insert("b".into(), vec![1, 2]);
+        item.sealed.insert("a".into(), vec![3]);
+        let owned = Stored {
+            version: item.version,
+            expires_at: None,
+            index: None,
+            attributes: item.attributes.clone(),
+            sealed: item
+                .sealed
+                .iter()
+                .map(|(k, v)| (k.clone(), STANDARD_NO_PAD.encode(v)))
+                .collect(),
+        };
+        let mut expected = vec![FORMAT];
+        serde_json::to_writer(&mut expected, &owned).unwrap();
+        assert_eq!(encode(&item).unwrap(), expected);
     }
 
     #[test]

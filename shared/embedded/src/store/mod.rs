@@ -5,7 +5,6 @@
 mod codec;
 mod tables;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -206,17 +205,19 @@ impl ItemStore for RedbStore {
         for item in &items {
             item.validate()?;
         }
-        // The last item of a repeated key wins, as in a sequence of puts.
-        let mut last: HashMap<ItemKey, Item> = HashMap::with_capacity(items.len());
-        for item in items {
-            last.insert(item.key.clone(), item);
+        self.write(move |w| w.put_many(&items)).await
+    }
+
+    /// One transaction: the items and `last` are durable together, so `last` never is before
+    /// them (one commit, and one fsync, instead of two).
+    async fn put_many_then(&self, items: Vec<Item>, last: Item) -> Result<(), StoreError> {
+        for item in items.iter().chain([&last]) {
+            item.validate()?;
         }
         self.write(move |w| {
-            for item in last.values() {
-                let existing = tables::load(&w.items, &item.key)?;
-                w.put(item, existing.as_ref())?;
-            }
-            Ok(())
+            w.put_many(&items)?;
+            let existing = tables::load(&w.items, &last.key)?;
+            w.put(&last, existing.as_ref())
         })
         .await
     }

@@ -2,6 +2,7 @@
 //! keys order by pk, then sk, so a partition is one contiguous range) and the secondary index
 //! keyed by `(index pk, index sk, pk, sk)`, kept in step inside the same write transaction.
 
+use std::collections::HashMap;
 use std::ops::Bound;
 
 use mailroom_core::ports::{Condition, Item, ItemKey, Page, QueryRange, StoreError};
@@ -122,6 +123,22 @@ impl Writer<'_> {
             self.index
                 .insert((ix.pk.as_str(), ix.sk.as_str(), pk, sk), ())
                 .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every item, unconditionally; the last item of a repeated key wins, as in a
+    /// sequence of puts. Keys are borrowed, not cloned (a first sync writes thousands).
+    pub(crate) fn put_many(&mut self, items: &[Item]) -> Result<(), StoreError> {
+        let mut last: HashMap<&ItemKey, usize> = HashMap::with_capacity(items.len());
+        for (at, item) in items.iter().enumerate() {
+            last.insert(&item.key, at);
+        }
+        for (at, item) in items.iter().enumerate() {
+            if last.get(&item.key) == Some(&at) {
+                let existing = load(&self.items, &item.key)?;
+                self.put(item, existing.as_ref())?;
+            }
         }
         Ok(())
     }

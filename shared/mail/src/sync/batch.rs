@@ -156,12 +156,17 @@ impl FetchedBatch {
         if !self.written.is_empty() {
             self.blobs.make_durable(&self.written).await?;
         }
+        if self.replaced.is_empty() {
+            // The usual batch: metadata and cursor in one store call (one commit on redb).
+            repo.put_messages_then_cursor(&account_id, &self.metas, &self.gmail_copies, &cursor)
+                .await?;
+            return Ok(());
+        }
         repo.put_messages(&self.metas).await?;
         repo.put_gmail_first_copies(&account_id, &self.gmail_copies)
             .await?;
-        if !self.replaced.is_empty() {
-            repo.delete_messages(&account_id, &self.replaced).await?;
-        }
+        // Matched old-validity messages go before the cursor moves past their replacements.
+        repo.delete_messages(&account_id, &self.replaced).await?;
         repo.put_folder_cursor(&account_id, &cursor).await?;
         Ok(())
     }
