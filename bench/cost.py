@@ -39,7 +39,8 @@ DESIGNS = {
     # reads in the worker, a GetItem and an index read in the scheduler; one job per message.
     "before": dict(wru=1 + 2 * 2 + 1 + 2 * 2, rru=6 + 1 + 0.5, touch_wru_day=0,
                    sqs=0.1 + 0.25 + 0.25, jobs_per_invocation=4, concurrency=4,
-                   memory_gb=0.5, wall_s=0.5, log_bytes=600, cpu_ms=2.1),
+                   memory_gb=0.5, wall_s=0.5, log_bytes=600, cpu_ms=2.1,
+                   refresh_provider_rru=1),
     # Up to 3670d74 (2026-12-07): nothing written on a poll that finds nothing (no lease, no
     # outcome, no claim); the worker reads the account and its cursors in one eventually
     # consistent query (0.5 RRU), the scheduler pages the keys-only due index (~120 bytes an
@@ -50,7 +51,8 @@ DESIGNS = {
     # line per no-change poll, only Lambda's REPORT lines (~400 bytes an invocation).
     "previous": dict(wru=0, rru=0.5 + 120 / 4096 / 2, touch_wru_day=8,
                      sqs=0.01 + 0.025 + 0.025, jobs_per_invocation=40, concurrency=50,
-                     memory_gb=0.25, wall_s=0.5, log_bytes=10, cpu_ms=2.1),
+                     memory_gb=0.25, wall_s=0.5, log_bytes=10, cpu_ms=2.1,
+                     refresh_provider_rru=1),
     # Now: as previous, plus the worker's account cache: a job carries the account's version
     # (the due index projects it), a warm process holding that version reads nothing (measured:
     # 0 store requests); it misses once per worker instance for each new instance and each
@@ -59,10 +61,13 @@ DESIGNS = {
     # write (its 1 WRU is in "Token refreshes", its index copy here: + 1). 100 jobs per SQS
     # message (~10 KB, one billed request): 1,000 accounts make 10 messages a run, spread over
     # 240 s, so a 10 s batching window gathers about one: 100 jobs an invocation, 50 at a time;
-    # send 2 billed requests per 1,000 jobs, receive and delete one each per 100.
+    # send 2 billed requests per 1,000 jobs, receive and delete one each per 100. Token
+    # refreshes read the provider settings once per process and 5 minutes (shared/oauth
+    # providers.rs), not once a refresh: ~0 of the 1 RRU a refresh paid for them before.
     "current": dict(wru=0, rru="cache", touch_wru_day=8 + 4 + 1,
                     sqs=0.002 + 0.01 + 0.01, jobs_per_invocation=100, concurrency=50,
-                    memory_gb=0.25, wall_s=0.5, log_bytes=10, cpu_ms=1.3),
+                    memory_gb=0.25, wall_s=0.5, log_bytes=10, cpu_ms=1.3,
+                    refresh_provider_rru=0),
 }
 
 # cpu_ms: CPU per warm no-change poll, measured by bench-sync-idle 2026-12-07 (release build,
@@ -119,7 +124,9 @@ def token_refreshes(mailboxes, interval_min, design, policy, lifetime_min, holde
     share = min(1.0, refreshes / polls)  # of the jobs that refresh first
     lengthened = (polls / jobs) * (1 - (1 - share) ** jobs)  # rounds with a refresh
     gb_s = lengthened * REFRESH_WALL_S * d["memory_gb"]
-    return (refreshes * (t["rru"] * DDB_RRU + t["wru"] * DDB_WRU)
+    # The policies' rru include the provider settings' consistent read (1 RRU) a refresh.
+    rru = t["rru"] - 1 + d["refresh_provider_rru"]
+    return (refreshes * (rru * DDB_RRU + t["wru"] * DDB_WRU)
             + mailboxes * MONTH_DAYS * t["wru_day"] * DDB_WRU + gb_s * LAMBDA_GB_S_ARM)
 
 

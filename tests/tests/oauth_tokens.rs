@@ -11,6 +11,7 @@ use mailroom_core::domain::{AccountStatus, ProviderStatus};
 use mailroom_core::ports::{TokenError, TokenSource};
 use mailroom_oauth::OAuthTokenSource;
 use mailroom_tests::app::TestApp;
+use mailroom_tests::counting::{Counters, CountingStore};
 use mailroom_tests::oauth_server::connect::{connect_mailbox, provider_settings, put_provider};
 use mailroom_tests::oauth_server::{self, ForcedStatus, TestOAuthServer};
 use reqwest::Method;
@@ -311,6 +312,64 @@ async fn deleted_provider_settings_need_an_admin() {
         "{err}"
     );
     assert_eq!(oauth.token_requests("refresh_token"), 0);
+    let account = app.services.repo.get_account(&id).await.unwrap().unwrap();
+    assert_eq!(account.status, AccountStatus::Active);
+}
+
+#[tokio::test]
+async fn a_process_reads_its_provider_settings_once_for_many_refreshes() {
+    let counters = Arc::new(Counters::default());
+    let c = counters.clone();
+    let app = TestApp::spawn_wrapped(&[], move |mut b| {
+        b.store = Arc::new(CountingStore {
+            inner: b.store,
+            counters: c,
+        });
+        b
+    })
+    .await;
+    let oauth = oauth_server::spawn().await;
+    put_provider(&app, "test", &provider_settings(&oauth, 993, 587)).await;
+    let id = connect_mailbox(&app, "test", "owner", "mia@example.test").await;
+
+    let mut reads = Vec::new();
+    for _ in 0..3 {
+        let before = counters.snapshot();
+        app.services.tokens.access_token(&id, true).await.unwrap();
+        let spent = counters.snapshot().since(&before);
+        reads.push(spent.store_reads + spent.store_stale_reads);
+    }
+    assert_eq!(oauth.token_requests("refresh_token"), 3);
+    // The first refresh read the provider settings; the next ones use this process's copy.
+    assert_eq!(reads[1] + 1, reads[0], "reads per refresh: {reads:?}");
+    assert_eq!(reads[2], reads[1], "reads per refresh: {reads:?}");
+}
+
+#[tokio::test]
+async fn a_rotated_client_secret_is_read_again_and_the_provider_is_not_flagged() {
+    let (app, oauth, id) = connected(30).await;
+    // This process refreshes once: it now holds the provider settings with the old secret.
+    app.services.tokens.access_token(&id, false).await.unwrap();
+
+    // The admin rotates the secret: the provider takes only the new one, the settings say it.
+    oauth.register_client("mailroom-test", "rotated-secret");
+    let mut settings = provider_settings(&oauth, 993, 587);
+    settings["client_secret"] = "rotated-secret".into();
+    put_provider(&app, "test", &settings).await;
+
+    let grant = app.services.tokens.access_token(&id, true).await.unwrap();
+    assert!(oauth.access_token_active(grant.access_token.expose_secret()));
+    // The old secret was refused once, then the settings read again worked.
+    assert_eq!(oauth.stats().token_errors.get("invalid_client"), Some(&1));
+    assert_eq!(oauth.token_requests("refresh_token"), 3);
+    let provider = app
+        .services
+        .repo
+        .get_provider("test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(provider.status, ProviderStatus::Ok, "not flagged");
     let account = app.services.repo.get_account(&id).await.unwrap().unwrap();
     assert_eq!(account.status, AccountStatus::Active);
 }

@@ -271,7 +271,13 @@ impl OAuthService {
         {
             Ok(g) => g,
             Err(EndpointError::Client(reason)) => {
-                crate::tokens::mark_provider_needs_admin(&self.repo, &provider.id, &reason).await;
+                crate::tokens::mark_provider_needs_admin(
+                    &self.repo,
+                    &provider.id,
+                    provider.version,
+                    &reason,
+                )
+                .await;
                 return Err(CallbackError::AppRejected(reason));
             }
             Err(EndpointError::Grant(reason)) => return Err(CallbackError::Exchange(reason)),

@@ -12,6 +12,7 @@ mod errors;
 mod flow;
 pub mod id_token;
 pub mod policy;
+mod providers;
 mod refresh;
 pub mod settings;
 mod tokens;

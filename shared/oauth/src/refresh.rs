@@ -122,7 +122,7 @@ pub(crate) async fn refresh(
             })
         }
         Err(EndpointError::Client(reason)) | Err(EndpointError::Settings(reason)) => {
-            mark_provider_needs_admin(repo, &provider.id, &reason).await;
+            mark_provider_needs_admin(repo, &provider.id, provider.version, &reason).await;
             Err(TokenError::AdminActionRequired {
                 provider_id: provider.id.clone(),
                 reason,

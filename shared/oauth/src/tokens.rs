@@ -16,6 +16,7 @@ use secrecy::ExposeSecret;
 
 use crate::cache::GrantCache;
 use crate::policy::RefreshPolicy;
+use crate::providers::ProviderCache;
 use crate::refresh::{self, stored_grant, transient};
 
 /// A token with less than this left is refreshed before it is handed out.
@@ -28,8 +29,15 @@ const LEASE_SECONDS: i64 = 30;
 const WAIT_LIMIT: Duration = Duration::from_secs(35);
 const POLL: Duration = Duration::from_millis(150);
 
-/// Marks provider settings `needs_admin_action` (best effort: the caller's error says the same).
-pub(crate) async fn mark_provider_needs_admin(repo: &Repository, provider_id: &str, reason: &str) {
+/// Marks provider settings `needs_admin_action` (best effort: the caller's error says the same),
+/// unless they changed since the caller read them at `used_version`: an admin who saved new
+/// settings (a rotated secret) meanwhile must not find them flagged for the old ones' failure.
+pub(crate) async fn mark_provider_needs_admin(
+    repo: &Repository,
+    provider_id: &str,
+    used_version: u64,
+    reason: &str,
+) {
     for _ in 0..3 {
         let mut p = match repo.get_provider(provider_id).await {
             Ok(Some(p)) => p,
@@ -39,6 +47,13 @@ pub(crate) async fn mark_provider_needs_admin(repo: &Repository, provider_id: &s
                 return;
             }
         };
+        if p.version != used_version {
+            tracing::info!(
+                provider_id,
+                "provider settings changed since the refused request; not flagging them"
+            );
+            return;
+        }
         let expected = p.version;
         p.status = ProviderStatus::NeedsAdminAction;
         p.status_reason = Some(reason.to_owned());
@@ -71,6 +86,8 @@ pub struct OAuthTokenSource {
     /// Names this process in leases (for diagnosis only).
     holder: String,
     cache: Arc<GrantCache>,
+    /// Provider settings read lately (`providers.rs`).
+    providers: Arc<ProviderCache>,
     /// Replaces the provider kind's policy (tests and measurements).
     policy_override: Option<RefreshPolicy>,
 }
@@ -83,6 +100,7 @@ impl OAuthTokenSource {
             http,
             holder: format!("token-source-{n:016x}"),
             cache: Arc::default(),
+            providers: Arc::default(),
             policy_override: None,
         }
     }
@@ -116,7 +134,16 @@ impl OAuthTokenSource {
         }
     }
 
-    async fn provider(&self, account: &Account) -> Result<ProviderSettings, TokenError> {
+    /// The account's provider settings, and whether they came from this process's memory
+    /// instead of the store (`fresh` always reads).
+    async fn provider(
+        &self,
+        account: &Account,
+        fresh: bool,
+    ) -> Result<(ProviderSettings, bool), TokenError> {
+        if !fresh && let Some(p) = self.providers.get(&account.provider_id) {
+            return Ok((p, true));
+        }
         let provider = match self.repo.get_provider(&account.provider_id).await {
             Ok(Some(p)) => p,
             Ok(None) => {
@@ -134,7 +161,8 @@ impl OAuthTokenSource {
                 reason: provider.status_reason.unwrap_or_default(),
             });
         }
-        Ok(provider)
+        self.providers.put(&provider);
+        Ok((provider, false))
     }
 
     /// The stored token is usable: the account is not dead, the token has enough time left,
@@ -187,15 +215,48 @@ impl OAuthTokenSource {
         if let Some(g) = Self::usable(&account, rejected, held_until)? {
             return Ok(g);
         }
-        let provider = self.provider(&account).await?;
+        let (provider, cached) = self.provider(&account, false).await?;
+        let result = self
+            .refresh_with(&provider, account.clone(), rejected, held_until)
+            .await;
+        match result {
+            // Refused as a client with settings from memory: an admin may have saved new ones
+            // (a rotated secret) since. Read them again and, if they changed, try once more.
+            Err(TokenError::AdminActionRequired { .. }) if cached => {
+                self.providers.forget(&provider.id);
+                let (current, _) = self.provider(&account, true).await?;
+                if current.version == provider.version {
+                    return result;
+                }
+                self.refresh_with(&current, account, rejected, held_until)
+                    .await
+            }
+            // Any other failure: the next refresh reads the settings again, so an admin's fix
+            // (a token URL, a tenant) shows as soon as it is needed.
+            Err(_) => {
+                self.providers.forget(&provider.id);
+                result
+            }
+            Ok(grant) => Ok(grant),
+        }
+    }
+
+    /// Refreshes `account`'s token with `provider`'s settings as its policy says.
+    async fn refresh_with(
+        &self,
+        provider: &ProviderSettings,
+        account: Account,
+        rejected: Option<&str>,
+        held_until: Option<i64>,
+    ) -> Result<AccessGrant, TokenError> {
         let policy = self
             .policy_override
             .unwrap_or_else(|| RefreshPolicy::for_kind(provider.kind));
         if policy.needs_lease() {
-            self.refresh_leased(&provider, policy, account_id, rejected, held_until)
+            self.refresh_leased(provider, policy, &account.id, rejected, held_until)
                 .await
         } else {
-            refresh::refresh(&self.repo, &self.http, &provider, policy, account).await
+            refresh::refresh(&self.repo, &self.http, provider, policy, account).await
         }
     }
 
