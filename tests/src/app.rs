@@ -36,6 +36,22 @@ impl TestApp {
         Self::spawn_wrapped(vars, |backends| backends).await
     }
 
+    /// Starts an app whose store counts its requests (`counting::CountingStore`), with the
+    /// counters.
+    pub async fn spawn_counting() -> (TestApp, Arc<crate::counting::Counters>) {
+        let counters = Arc::new(crate::counting::Counters::default());
+        let counted = counters.clone();
+        let app = Self::spawn_wrapped(&[], move |mut backends| {
+            backends.store = Arc::new(crate::counting::CountingStore {
+                inner: backends.store,
+                counters: counted,
+            });
+            backends
+        })
+        .await;
+        (app, counters)
+    }
+
     /// Starts an app whose opened backends first pass through `wrap` (fault-injecting or
     /// recording decorators around the store, keys, blobs or queue).
     pub async fn spawn_wrapped(

@@ -14,7 +14,7 @@ use mailroom_core::records::{REFRESH_TOKEN_STORED_AT, refresh_token_stored_at};
 use mailroom_core::time::now_unix;
 use mailroom_oauth::{MICROSOFT_PERSIST_AFTER_SECONDS, OAuthTokenSource, RefreshPolicy};
 use mailroom_tests::app::TestApp;
-use mailroom_tests::counting::{Counters, CountingStore, Counts};
+use mailroom_tests::counting::{Counters, Counts};
 use mailroom_tests::oauth_server::connect::{connect_mailbox, put_provider};
 use mailroom_tests::oauth_server::{self, DEFAULT_CLIENT_SECRET, TestOAuthServer};
 use serde_json::{Value, json};
@@ -33,16 +33,7 @@ impl Setup {
     /// An app over a counting store with provider `p` of `kind` at the test provider, and one
     /// connected account whose first access token lives `expires_in`.
     async fn new(kind: &str, expires_in: i64) -> Setup {
-        let counters = Arc::new(Counters::default());
-        let c = counters.clone();
-        let app = TestApp::spawn_wrapped(&[], move |mut b| {
-            b.store = Arc::new(CountingStore {
-                inner: b.store,
-                counters: c,
-            });
-            b
-        })
-        .await;
+        let (app, counters) = TestApp::spawn_counting().await;
         let oauth = oauth_server::spawn().await;
         let url = oauth.url().to_owned();
         let settings = json!({

@@ -11,7 +11,6 @@ use mailroom_core::domain::{AccountStatus, ProviderStatus};
 use mailroom_core::ports::{TokenError, TokenSource};
 use mailroom_oauth::OAuthTokenSource;
 use mailroom_tests::app::TestApp;
-use mailroom_tests::counting::{Counters, CountingStore};
 use mailroom_tests::oauth_server::connect::{connect_mailbox, provider_settings, put_provider};
 use mailroom_tests::oauth_server::{self, ForcedStatus, TestOAuthServer};
 use reqwest::Method;
@@ -318,16 +317,7 @@ async fn deleted_provider_settings_need_an_admin() {
 
 #[tokio::test]
 async fn a_process_reads_its_provider_settings_once_for_many_refreshes() {
-    let counters = Arc::new(Counters::default());
-    let c = counters.clone();
-    let app = TestApp::spawn_wrapped(&[], move |mut b| {
-        b.store = Arc::new(CountingStore {
-            inner: b.store,
-            counters: c,
-        });
-        b
-    })
-    .await;
+    let (app, counters) = TestApp::spawn_counting().await;
     let oauth = oauth_server::spawn().await;
     put_provider(&app, "test", &provider_settings(&oauth, 993, 587)).await;
     let id = connect_mailbox(&app, "test", "owner", "mia@example.test").await;
