@@ -19,7 +19,10 @@ use mailroom_core::time::now_unix;
 use crate::error::{code, describe, is_throttling};
 use expr::with_condition;
 
-pub(crate) use convert::{GSI1PK, GSI1SK, PK, SK, TTL, VERSION};
+pub(crate) use convert::{GSI1PK, GSI1SK, PK, SK, TTL};
+// Only provisioning names the version (the due index projects it).
+#[cfg(feature = "provision")]
+pub(crate) use convert::VERSION;
 
 /// The name of the secondary index.
 pub const GSI1: &str = "gsi1";
