@@ -20,7 +20,7 @@ pub(crate) type Gate = Arc<tokio::sync::Mutex<Option<(Instant, TokenError)>>>;
 /// than the accounts this process served within a token lifetime).
 const SWEEP_ABOVE: usize = 256;
 
-fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The maps hold plain data: a panic elsewhere leaves them usable.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

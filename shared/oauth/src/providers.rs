@@ -7,19 +7,16 @@
 //! rotated client secret never flags the provider.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use mailroom_core::domain::{ProviderSettings, ProviderStatus};
+use mailroom_core::domain::ProviderSettings;
 use tokio::time::Instant;
+
+use crate::cache::locked;
 
 /// How long settings are reused without reading them again.
 pub(crate) const PROVIDER_TTL: Duration = Duration::from_secs(300);
-
-fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Plain data: a panic elsewhere leaves the map usable.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Provider settings by provider id, with when they were read.
 #[derive(Default)]
@@ -35,14 +32,10 @@ impl ProviderCache {
         (at.elapsed() < PROVIDER_TTL).then(|| settings.clone())
     }
 
-    /// Keeps settings just read; flagged ones are not kept (an admin's fix must show at once).
+    /// Keeps settings just read (the caller keeps only usable ones: flagged settings fail the
+    /// refresh before it, so an admin's fix shows at once).
     pub(crate) fn put(&self, settings: &ProviderSettings) {
-        let mut entries = locked(&self.entries);
-        if settings.status == ProviderStatus::NeedsAdminAction {
-            entries.remove(&settings.id);
-        } else {
-            entries.insert(settings.id.clone(), (Instant::now(), settings.clone()));
-        }
+        locked(&self.entries).insert(settings.id.clone(), (Instant::now(), settings.clone()));
     }
 
     pub(crate) fn forget(&self, provider_id: &str) {
